@@ -1,0 +1,171 @@
+"""Rendering, tokenisation and batching shared by every benchmark.
+
+Tokenisation follows the paper code: left padding, pad token = BOS where the tokenizer has none,
+at most ``max_length`` tokens with right truncation. Batches are padded dynamically (to the longest
+example of the batch, rounded up to ``pad_to_multiple_of``) instead of to ``max_length``;
+evaluation batches are bucketed by length and the original order is restored in the outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bayeslora.data.templates import get_template
+from bayeslora.errors import DataError, TokenizerError
+from bayeslora.utils.instantiate import instantiate
+
+
+@dataclass
+class EncodedSplit:
+    name: str
+    input_ids: list[list[int]]
+    labels: np.ndarray  # [N] int64
+    prompts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def n_tokens(self) -> int:
+        return sum(len(x) for x in self.input_ids)
+
+
+@dataclass
+class TaskData:
+    train: EncodedSplit
+    evals: dict[str, EncodedSplit]
+    classes: list[str]
+    class_ids: list[int]
+    pad_id: int
+
+
+def load_examples(dataset_cfg, split: str, source=None) -> list[tuple[str, int]]:
+    """Rows of ``split`` rendered with the dataset's template; filtered rows are dropped."""
+    source = source if source is not None else instantiate(dataset_cfg.source)
+    template = get_template(dataset_cfg.template)
+    rows = source.rows(split)
+    examples = [ex for ex in (template(r) for r in rows) if ex is not None]
+    if not examples:
+        raise DataError(f"split {split!r} of {source.describe(split)} has no usable examples")
+    n_classes = len(dataset_cfg.classes)
+    bad = [lab for _, lab in examples if not 0 <= lab < n_classes]
+    if bad:
+        raise DataError(f"label {bad[0]} out of range for classes {list(dataset_cfg.classes)}")
+    return examples
+
+
+def _tokenizer_name(tokenizer) -> str:
+    return getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+
+
+def class_token_ids(tokenizer, classes) -> list[int]:
+    """Ids of the leading-space tokens of the class words (e.g. '▁A', '▁True' for Llama-2).
+
+    Found as the tokens that ``"Answer: <word>"`` adds to ``"Answer:"``; a word that is not exactly
+    one token is an error naming the word and the tokenizer.
+    """
+    base = tokenizer("Answer:", add_special_tokens=False)["input_ids"]
+    ids = []
+    for word in classes:
+        full = tokenizer(f"Answer: {word}", add_special_tokens=False)["input_ids"]
+        extra = full[len(base):]
+        if full[: len(base)] != base or len(extra) != 1:
+            pieces = tokenizer.convert_ids_to_tokens(extra)
+            raise TokenizerError(
+                f"class word {word!r} is not a single token for tokenizer {_tokenizer_name(tokenizer)!r} "
+                f"(' {word}' -> {pieces})"
+            )
+        ids.append(extra[0])
+    if len(set(ids)) != len(ids):
+        raise TokenizerError(f"class words {list(classes)} share token ids {ids}")
+    return ids
+
+
+def prepare_tokenizer(tokenizer):
+    """Left padding; pad token = BOS when the tokenizer has none (as the paper code)."""
+    tokenizer.padding_side = "left"
+    tokenizer.truncation_side = "right"
+    if tokenizer.pad_token_id is None:
+        if tokenizer.bos_token_id is None:
+            raise TokenizerError(f"tokenizer {_tokenizer_name(tokenizer)!r} has neither a pad nor a BOS token")
+        tokenizer.pad_token = tokenizer.bos_token
+    return tokenizer
+
+
+def encode_prompts(tokenizer, name: str, examples, max_length: int) -> EncodedSplit:
+    prompts = [p for p, _ in examples]
+    enc = tokenizer(prompts, truncation=True, max_length=max_length, padding=False)
+    return EncodedSplit(
+        name=name,
+        input_ids=[list(x) for x in enc["input_ids"]],
+        labels=np.asarray([lab for _, lab in examples], dtype=np.int64),
+        prompts=prompts,
+    )
+
+
+def build_task(dataset_cfg, tokenizer, max_length: int, max_eval_examples: int | None = None) -> TaskData:
+    prepare_tokenizer(tokenizer)
+    class_ids = class_token_ids(tokenizer, list(dataset_cfg.classes))
+    source = instantiate(dataset_cfg.source)
+    train = encode_prompts(
+        tokenizer, dataset_cfg.train_split, load_examples(dataset_cfg, dataset_cfg.train_split, source), max_length
+    )
+    evals = {}
+    for split in dataset_cfg.eval_splits:
+        examples = load_examples(dataset_cfg, split, source)
+        if max_eval_examples is not None:
+            examples = examples[:max_eval_examples]
+        evals[split] = encode_prompts(tokenizer, split, examples, max_length)
+    return TaskData(train, evals, list(dataset_cfg.classes), class_ids, tokenizer.pad_token_id)
+
+
+def collate(seqs: list[list[int]], pad_id: int, multiple: int = 8) -> dict[str, torch.Tensor]:
+    """Left-pad to the longest sequence, rounded up to ``multiple``."""
+    length = max(len(s) for s in seqs)
+    if multiple > 1:
+        length = -(-length // multiple) * multiple
+    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), length), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, length - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[i, length - len(s):] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffled order of epoch ``epoch``: a pure function of (seed, epoch), so resumable."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def train_batches(split: EncodedSplit, batch_size: int, seed: int, pad_id: int, multiple: int = 8,
+                  start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless shuffled training batches (the last partial batch of an epoch is dropped).
+
+    ``start_step`` skips that many batches without materialising them (resume).
+    """
+    n = len(split)
+    if n < batch_size:
+        raise DataError(f"training split {split.name!r} has {n} examples, fewer than batch size {batch_size}")
+    per_epoch = n // batch_size
+    step = start_step
+    while True:
+        epoch, pos = divmod(step, per_epoch)
+        order = epoch_permutation(n, seed, epoch)
+        idx = order[pos * batch_size:(pos + 1) * batch_size]
+        batch = collate([split.input_ids[i] for i in idx], pad_id, multiple)
+        batch["labels"] = torch.as_tensor(split.labels[idx])
+        yield batch
+        step += 1
+
+
+def eval_batches(split: EncodedSplit, batch_size: int, pad_id: int, multiple: int = 8):
+    """Batches bucketed by length (less padding); yields ``(indices, batch)`` so callers restore order."""
+    order = np.argsort([len(s) for s in split.input_ids], kind="stable")
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = collate([split.input_ids[i] for i in idx], pad_id, multiple)
+        batch["labels"] = torch.as_tensor(split.labels[idx])
+        yield idx, batch

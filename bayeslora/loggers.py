@@ -1,0 +1,73 @@
+"""Metric loggers: local CSV history (always on) and an optional W&B mirror.
+
+Both implement ``log(metrics, step)``, ``summary(metrics)`` and ``close(ok)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class CSVLogger:
+    """Appends one row per ``log`` call to ``history.csv`` (long form: step, key, value)."""
+
+    def __init__(self, run_dir: Path, fresh: bool = True):
+        self.path = Path(run_dir) / "history.csv"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh or not self.path.exists():
+            with self.path.open("w", newline="") as fh:
+                csv.writer(fh).writerow(["step", "key", "value"])
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        with self.path.open("a", newline="") as fh:
+            w = csv.writer(fh)
+            for k, v in metrics.items():
+                w.writerow([step, k, repr(float(v))])
+
+    def summary(self, metrics: dict[str, Any]) -> None:
+        pass
+
+    def close(self, ok: bool) -> None:
+        pass
+
+
+class WandbLogger:
+    """One W&B run per training run; all seeds of one config share ``group``."""
+
+    def __init__(self, project: str, entity: str | None, mode: str, group: str, name: str, job_type: str,
+                 config: dict[str, Any], tags: list[str], dir: str):
+        import wandb
+
+        if mode not in ("online", "offline", "disabled"):
+            from bayeslora.errors import ConfigError
+
+            raise ConfigError(f"logger.mode must be online, offline or disabled, not {mode!r}")
+        Path(dir).mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=project, entity=entity, mode=mode, group=group, name=name,
+                              job_type=job_type, config=config, tags=list(tags), dir=dir, reinit="finish_previous")
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        self.run.log(dict(metrics), step=step)
+
+    def summary(self, metrics: dict[str, Any]) -> None:
+        for k, v in metrics.items():
+            self.run.summary[k] = v
+
+    def close(self, ok: bool) -> None:
+        self.run.finish(exit_code=0 if ok else 1)
+
+
+def flatten(d: dict[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{sep}{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(flatten(v, key, sep))
+        else:
+            out[key] = v
+    return out

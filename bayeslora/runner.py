@@ -1,0 +1,225 @@
+"""``run(cfg)``: one training run, top to bottom, as a plain function of the composed config.
+
+skip-if-done -> seed -> model + data -> method + predictives -> step loop (validation every
+``eval_every``) -> post-fit -> evaluate every predictive on every evaluation split -> write
+predictions, adapter and the record. Any failure is recorded (``status: failed`` + traceback)
+and re-raised; W&B is closed in every case.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from bayeslora import metrics as M
+from bayeslora.data import TaskData, build_task, eval_batches, train_batches
+from bayeslora.errors import ConfigError, TrainingDivergedError
+from bayeslora.loggers import CSVLogger, WandbLogger, flatten
+from bayeslora.models import build_model, lora_parameters
+from bayeslora.predictives import EvalContext, Predictive
+from bayeslora.records import RunRecord, config_hash, git_info, package_versions, should_skip, write_record
+from bayeslora.utils.device import peak_memory_mb, resolve_device
+from bayeslora.utils.instantiate import instantiate
+from bayeslora.utils.seed import seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def build_predictives(cfg: DictConfig, names: list[str]) -> dict[str, Predictive]:
+    known = cfg.get("predictive") or {}
+    out = {}
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"unknown predictive {name!r}; known: {sorted(known)} (each is a conf/predictive/<name>.yaml)"
+            )
+        out[name] = instantiate(known[name])
+    return out
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def predict_split(predictive: Predictive, ctx: EvalContext, task: TaskData, split: str, batch_size: int,
+                  multiple: int, device: torch.device, max_examples: int | None = None) -> np.ndarray:
+    """Sample-averaged probabilities ``[N, C]`` of ``predictive`` on ``split``, in dataset order."""
+    data = task.evals[split]
+    n = len(data) if max_examples is None else min(len(data), max_examples)
+    if n < len(data):
+        data = type(data)(data.name, data.input_ids[:n], data.labels[:n], data.prompts[:n])
+    out = np.zeros((n, len(task.class_ids)), dtype=np.float64)
+    for idx, batch in eval_batches(data, batch_size, task.pad_id, multiple):
+        probs = predictive.predict(ctx, to_device(batch, device))
+        if probs.dim() != 3 or probs.shape[1:] != (len(idx), len(task.class_ids)):
+            raise RuntimeError(f"{type(predictive).__name__} returned shape {tuple(probs.shape)}, "
+                               f"expected [samples, {len(idx)}, {len(task.class_ids)}]")
+        out[idx] = probs.double().mean(0).cpu().numpy()
+    return out
+
+
+def make_loggers(cfg: DictConfig, run_dir: Path, chash: str) -> list:
+    loggers: list = [CSVLogger(run_dir)]
+    if cfg.logger.name == "wandb":
+        group = f"{cfg.exp_name}/{cfg.dataset.name}/{cfg.model.name}/{cfg.method.name}"
+        config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        config.pop("paths", None)
+        config.update(config_hash=chash, **git_info())
+        loggers.append(WandbLogger(
+            project=cfg.logger.project, entity=cfg.logger.entity, mode=cfg.logger.mode, group=group,
+            name=f"{group}/seed={cfg.seed}", job_type=cfg.method.name, config=config,
+            tags=list(cfg.logger.tags), dir=str(Path(cfg.paths.scratch_dir) / "wandb"),
+        ))
+    elif cfg.logger.name != "none":
+        raise ConfigError(f"unknown logger {cfg.logger.name!r}")
+    return loggers
+
+
+def fit(cfg: DictConfig, ctx: EvalContext, task: TaskData, predictives: dict[str, Predictive],
+        val_predictive: Predictive, loggers: list, device: torch.device) -> int:
+    """The step loop. Returns the number of optimizer steps taken."""
+    tr = cfg.trainer
+    method, model = ctx.method, ctx.model
+    batches = train_batches(task.train, tr.batch_size, cfg.seed, task.pad_id, tr.pad_to_multiple_of)
+    val_split = list(task.evals)[0]
+    t0, running, n_running = time.perf_counter(), 0.0, 0
+    bar = tqdm(range(tr.max_steps), desc=f"{cfg.method.name} {cfg.dataset.name}", disable=not tr.progress_bar)
+    step = 0
+    for step in range(1, tr.max_steps + 1):
+        model.train()
+        loss = method.train_step(model, to_device(next(batches), device))
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"loss is {loss} at step {step}; training diverged (lower the learning rate"
+                + (", or raise ess: IVON diverges when ess is too small" if hasattr(method, "ess") else "")
+                + ")"
+            )
+        for p in predictives.values():
+            p.on_train_step(ctx, step)
+        running, n_running = running + loss, n_running + 1
+        bar.update(1)
+        if step % tr.log_every == 0 or step == tr.max_steps:
+            scalars = {"train/loss": running / n_running, "train/lr": method.current_lr(),
+                       "time/train_s": time.perf_counter() - t0}
+            bar.set_postfix(loss=f"{scalars['train/loss']:.4f}")
+            for lg in loggers:
+                lg.log(scalars, step)
+            running, n_running = 0.0, 0
+        if tr.eval_every and (step % tr.eval_every == 0 or step == tr.max_steps):
+            probs = predict_split(val_predictive, ctx, task, val_split, tr.eval_batch_size,
+                                  tr.pad_to_multiple_of, device, tr.eval_max_examples)
+            m = M.classification_metrics(probs, task.evals[val_split].labels[: len(probs)], cfg.eval.ece_bins)
+            scalars = {f"val/{k}": v for k, v in m.items()} | {"time/train_s": time.perf_counter() - t0}
+            log.info("step %d  %s", step, "  ".join(f"{k}={v:.4f}" for k, v in m.items()))
+            for lg in loggers:
+                lg.log(scalars, step)
+    bar.close()
+    return step
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train, evaluate and record one run; returns the record as a dict."""
+    run_dir = Path(cfg.run_dir)
+    chash = config_hash(cfg)
+    done = should_skip(run_dir, chash, cfg.overwrite)
+    if done is not None:
+        log.info("skipping %s: finished with the same config hash %s", run_dir, chash)
+        return done
+
+    record = RunRecord(status="running", exp_name=cfg.exp_name, dataset=cfg.dataset.name, model=cfg.model.name,
+                       method=cfg.method.name, seed=int(cfg.seed), config_hash=chash)
+    started = datetime.now(timezone.utc)
+    t_start = time.perf_counter()
+    loggers: list = []
+    device = torch.device("cpu")
+    ok = False
+    try:
+        if cfg.trainer.num_threads:
+            torch.set_num_threads(int(cfg.trainer.num_threads))
+        device = resolve_device(cfg.trainer.device)
+        seed_everything(cfg.seed)
+        model, tokenizer = build_model(cfg.model, device, cfg.seed)
+        task = build_task(cfg.dataset, tokenizer, cfg.trainer.max_length, cfg.eval.max_examples)
+        record.n_train = len(task.train)
+        record.n_eval = {k: len(v) for k, v in task.evals.items()}
+        record.eval_split = list(task.evals)[0]
+
+        method = instantiate(cfg.method)
+        method.setup(model, task.class_ids, cfg.trainer.max_steps, len(task.train))
+        ctx = EvalContext(model=model, method=method, class_ids=task.class_ids)
+        predictives = build_predictives(cfg, method.predictives)
+        val_predictive = build_predictives(cfg, [method.val_predictive])[method.val_predictive]
+        for p in [*predictives.values(), val_predictive]:
+            p.bind(ctx)
+        record.labels = {name: p.label for name, p in predictives.items()}
+        loggers = make_loggers(cfg, run_dir, chash)
+
+        record.steps = fit(cfg, ctx, task, predictives, val_predictive, loggers, device)
+
+        def post_fit_batches():
+            for _, batch in eval_batches(task.train, cfg.trainer.eval_batch_size, task.pad_id,
+                                         cfg.trainer.pad_to_multiple_of):
+                yield to_device(batch, device)
+
+        for p in predictives.values():
+            p.post_fit(ctx, post_fit_batches)
+
+        saved: dict[str, np.ndarray] = {}
+        for split, data in task.evals.items():
+            saved[f"{split}/labels"] = data.labels
+            record.splits[split] = {}
+            for name, p in predictives.items():
+                probs = predict_split(p, ctx, task, split, cfg.trainer.eval_batch_size,
+                                      cfg.trainer.pad_to_multiple_of, device)
+                record.splits[split][name] = M.classification_metrics(probs, data.labels, cfg.eval.ece_bins)
+                saved[f"{split}/{name}"] = probs.astype(np.float32)
+        record.metrics = record.splits[record.eval_split]
+        for lg in loggers:
+            lg.summary(flatten({"final": record.splits}))
+            lg.log(flatten({"final": record.metrics}), record.steps)
+        for name, m in record.metrics.items():
+            log.info("%-12s %s", name, "  ".join(f"{k}={v:.4f}" for k, v in m.items()))
+
+        if cfg.eval.save_predictions:
+            np.savez_compressed(run_dir / "preds.npz", **saved)
+        model.save_pretrained(str(run_dir / "adapter"))
+        record.status = "success"
+        ok = True
+    except BaseException as e:
+        record.status = "canceled" if isinstance(e, KeyboardInterrupt) else "failed"
+        record.error = f"{type(e).__name__}: {e}"
+        record.traceback = traceback.format_exc()
+        raise
+    finally:
+        record.provenance = {
+            **git_info(), "packages": package_versions(), "device": _device_name(device),
+            "started": started.isoformat(timespec="seconds"),
+            "wall_s": round(time.perf_counter() - t_start, 3), **peak_memory_mb(device),
+        }
+        if ok:
+            record.provenance["n_lora_params"] = sum(p.numel() for _, p in lora_parameters(model))
+        write_record(run_dir, record)
+        for lg in loggers:
+            try:
+                lg.close(ok)
+            except Exception:  # closing must never hide the real error
+                log.exception("closing logger %s failed", type(lg).__name__)
+    return record.to_dict()
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    import platform
+
+    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
