@@ -39,8 +39,18 @@ class CSVLogger:
 class WandbLogger:
     """One W&B run per training run; all seeds of one config share ``group``."""
 
-    def __init__(self, project: str, entity: str | None, mode: str, group: str, name: str, job_type: str,
-                 config: dict[str, Any], tags: list[str], dir: str):
+    def __init__(
+        self,
+        project: str,
+        entity: str | None,
+        mode: str,
+        group: str,
+        name: str,
+        job_type: str,
+        config: dict[str, Any],
+        tags: list[str],
+        dir: str,
+    ):
         import wandb
 
         if mode not in ("online", "offline", "disabled"):
@@ -48,8 +58,18 @@ class WandbLogger:
 
             raise ConfigError(f"logger.mode must be online, offline or disabled, not {mode!r}")
         Path(dir).mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(project=project, entity=entity, mode=mode, group=group, name=name,
-                              job_type=job_type, config=config, tags=list(tags), dir=dir, reinit="finish_previous")
+        self.run = wandb.init(
+            project=project,
+            entity=entity,
+            mode=mode,
+            group=group,
+            name=name,
+            job_type=job_type,
+            config=config,
+            tags=list(tags),
+            dir=dir,
+            reinit="finish_previous",
+        )
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         self.run.log(dict(metrics), step=step)

@@ -9,13 +9,20 @@ no ``[batch, length, vocab]`` tensor is ever formed.
 from __future__ import annotations
 
 import importlib.util
-import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 
 from bayeslora.errors import ConfigError, ModelLoadError
+
+# Known-harmless library chatter on every step or save.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")
+warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
+warnings.filterwarnings(
+    "ignore", message="Could not find a config file in .* will assume that the vocabulary"
+)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
 OFFLINE_ALTERNATIVES = (
@@ -33,7 +40,9 @@ def quantization_config(kind: str, dtype):
     if kind == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     if kind == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
+        return BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute
+        )
     raise ConfigError(f"model.quantization must be 8bit, 4bit or none, not {kind!r}")
 
 
@@ -123,7 +132,11 @@ def tiny_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", name_or_path="bayeslora-tiny"
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        name_or_path="bayeslora-tiny",
     )
 
 
@@ -134,11 +147,23 @@ class TinyLlama:
     i.e. the same bitsandbytes path as the 7B model.
     """
 
-    def __init__(self, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, init_seed=0):
+    def __init__(
+        self,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.02,
+        init_seed=0,
+    ):
         self.kwargs = dict(
-            hidden_size=hidden_size, intermediate_size=intermediate_size, num_hidden_layers=num_hidden_layers,
-            num_attention_heads=num_attention_heads, num_key_value_heads=num_key_value_heads,
+            hidden_size=hidden_size,
+            intermediate_size=intermediate_size,
+            num_hidden_layers=num_hidden_layers,
+            num_attention_heads=num_attention_heads,
+            num_key_value_heads=num_key_value_heads,
+            initializer_range=initializer_range,
         )
         self.init_seed = init_seed
 
@@ -147,8 +172,13 @@ class TinyLlama:
 
         tok = tiny_tokenizer()
         config = LlamaConfig(
-            vocab_size=len(tok), max_position_embeddings=512, tie_word_embeddings=True,
-            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=None, **self.kwargs,
+            vocab_size=len(tok),
+            max_position_embeddings=512,
+            tie_word_embeddings=True,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=None,
+            **self.kwargs,
         )
         cpu_state = torch.random.get_rng_state()
         torch.manual_seed(self.init_seed)
@@ -171,8 +201,11 @@ def attach_lora(model, lora_cfg):
     if missing:
         raise ConfigError(f"LoRA target modules {missing} not found in the model")
     config = LoraConfig(
-        r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-        target_modules=targets, bias="none",
+        r=lora_cfg.r,
+        lora_alpha=lora_cfg.alpha,
+        lora_dropout=lora_cfg.dropout,
+        target_modules=targets,
+        bias="none",
     )
     return get_peft_model(model, config)
 
@@ -203,10 +236,8 @@ def class_logits(model, batch: dict[str, torch.Tensor], class_ids: list[int]) ->
     h = out.last_hidden_state[:, -1]
     weight = base.get_output_embeddings().weight
     if weight.dtype == torch.int8:
-        raise ConfigError("the LM head is quantized; keep it in floating point (bitsandbytes skips it by default)")
+        raise ConfigError(
+            "the LM head is quantized; keep it in floating point (bitsandbytes skips it by default)"
+        )
     rows = weight[torch.as_tensor(class_ids, device=weight.device)]
     return (h.to(rows.dtype) @ rows.T).float()
-
-
-def hf_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")

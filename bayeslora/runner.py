@@ -51,8 +51,16 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def predict_split(predictive: Predictive, ctx: EvalContext, task: TaskData, split: str, batch_size: int,
-                  multiple: int, device: torch.device, max_examples: int | None = None) -> np.ndarray:
+def predict_split(
+    predictive: Predictive,
+    ctx: EvalContext,
+    task: TaskData,
+    split: str,
+    batch_size: int,
+    multiple: int,
+    device: torch.device,
+    max_examples: int | None = None,
+) -> np.ndarray:
     """Sample-averaged probabilities ``[N, C]`` of ``predictive`` on ``split``, in dataset order."""
     data = task.evals[split]
     n = len(data) if max_examples is None else min(len(data), max_examples)
@@ -62,8 +70,10 @@ def predict_split(predictive: Predictive, ctx: EvalContext, task: TaskData, spli
     for idx, batch in eval_batches(data, batch_size, task.pad_id, multiple):
         probs = predictive.predict(ctx, to_device(batch, device))
         if probs.dim() != 3 or probs.shape[1:] != (len(idx), len(task.class_ids)):
-            raise RuntimeError(f"{type(predictive).__name__} returned shape {tuple(probs.shape)}, "
-                               f"expected [samples, {len(idx)}, {len(task.class_ids)}]")
+            raise RuntimeError(
+                f"{type(predictive).__name__} returned shape {tuple(probs.shape)}, "
+                f"expected [samples, {len(idx)}, {len(task.class_ids)}]"
+            )
         out[idx] = probs.double().mean(0).cpu().numpy()
     return out
 
@@ -75,18 +85,33 @@ def make_loggers(cfg: DictConfig, run_dir: Path, chash: str) -> list:
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         config.pop("paths", None)
         config.update(config_hash=chash, **git_info())
-        loggers.append(WandbLogger(
-            project=cfg.logger.project, entity=cfg.logger.entity, mode=cfg.logger.mode, group=group,
-            name=f"{group}/seed={cfg.seed}", job_type=cfg.method.name, config=config,
-            tags=list(cfg.logger.tags), dir=str(Path(cfg.paths.scratch_dir) / "wandb"),
-        ))
+        loggers.append(
+            WandbLogger(
+                project=cfg.logger.project,
+                entity=cfg.logger.entity,
+                mode=cfg.logger.mode,
+                group=group,
+                name=f"{group}/seed={cfg.seed}",
+                job_type=cfg.method.name,
+                config=config,
+                tags=list(cfg.logger.tags),
+                dir=str(Path(cfg.paths.scratch_dir) / "wandb"),
+            )
+        )
     elif cfg.logger.name != "none":
         raise ConfigError(f"unknown logger {cfg.logger.name!r}")
     return loggers
 
 
-def fit(cfg: DictConfig, ctx: EvalContext, task: TaskData, predictives: dict[str, Predictive],
-        val_predictive: Predictive, loggers: list, device: torch.device) -> int:
+def fit(
+    cfg: DictConfig,
+    ctx: EvalContext,
+    task: TaskData,
+    predictives: dict[str, Predictive],
+    val_predictive: Predictive,
+    loggers: list,
+    device: torch.device,
+) -> int:
     """The step loop. Returns the number of optimizer steps taken."""
     tr = cfg.trainer
     method, model = ctx.method, ctx.model
@@ -109,15 +134,26 @@ def fit(cfg: DictConfig, ctx: EvalContext, task: TaskData, predictives: dict[str
         running, n_running = running + loss, n_running + 1
         bar.update(1)
         if step % tr.log_every == 0 or step == tr.max_steps:
-            scalars = {"train/loss": running / n_running, "train/lr": method.current_lr(),
-                       "time/train_s": time.perf_counter() - t0}
+            scalars = {
+                "train/loss": running / n_running,
+                "train/lr": method.current_lr(),
+                "time/train_s": time.perf_counter() - t0,
+            }
             bar.set_postfix(loss=f"{scalars['train/loss']:.4f}")
             for lg in loggers:
                 lg.log(scalars, step)
             running, n_running = 0.0, 0
         if tr.eval_every and (step % tr.eval_every == 0 or step == tr.max_steps):
-            probs = predict_split(val_predictive, ctx, task, val_split, tr.eval_batch_size,
-                                  tr.pad_to_multiple_of, device, tr.eval_max_examples)
+            probs = predict_split(
+                val_predictive,
+                ctx,
+                task,
+                val_split,
+                tr.eval_batch_size,
+                tr.pad_to_multiple_of,
+                device,
+                tr.eval_max_examples,
+            )
             m = M.classification_metrics(probs, task.evals[val_split].labels[: len(probs)], cfg.eval.ece_bins)
             scalars = {f"val/{k}": v for k, v in m.items()} | {"time/train_s": time.perf_counter() - t0}
             log.info("step %d  %s", step, "  ".join(f"{k}={v:.4f}" for k, v in m.items()))
@@ -136,8 +172,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         log.info("skipping %s: finished with the same config hash %s", run_dir, chash)
         return done
 
-    record = RunRecord(status="running", exp_name=cfg.exp_name, dataset=cfg.dataset.name, model=cfg.model.name,
-                       method=cfg.method.name, seed=int(cfg.seed), config_hash=chash)
+    record = RunRecord(
+        status="running",
+        exp_name=cfg.exp_name,
+        dataset=cfg.dataset.name,
+        model=cfg.model.name,
+        method=cfg.method.name,
+        seed=int(cfg.seed),
+        config_hash=chash,
+    )
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     loggers: list = []
@@ -167,8 +210,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         record.steps = fit(cfg, ctx, task, predictives, val_predictive, loggers, device)
 
         def post_fit_batches():
-            for _, batch in eval_batches(task.train, cfg.trainer.eval_batch_size, task.pad_id,
-                                         cfg.trainer.pad_to_multiple_of):
+            for _, batch in eval_batches(
+                task.train, cfg.trainer.eval_batch_size, task.pad_id, cfg.trainer.pad_to_multiple_of
+            ):
                 yield to_device(batch, device)
 
         for p in predictives.values():
@@ -179,8 +223,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             saved[f"{split}/labels"] = data.labels
             record.splits[split] = {}
             for name, p in predictives.items():
-                probs = predict_split(p, ctx, task, split, cfg.trainer.eval_batch_size,
-                                      cfg.trainer.pad_to_multiple_of, device)
+                probs = predict_split(
+                    p, ctx, task, split, cfg.trainer.eval_batch_size, cfg.trainer.pad_to_multiple_of, device
+                )
                 record.splits[split][name] = M.classification_metrics(probs, data.labels, cfg.eval.ece_bins)
                 saved[f"{split}/{name}"] = probs.astype(np.float32)
         record.metrics = record.splits[record.eval_split]
@@ -202,9 +247,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         record.provenance = {
-            **git_info(), "packages": package_versions(), "device": _device_name(device),
+            **git_info(),
+            "packages": package_versions(),
+            "device": _device_name(device),
             "started": started.isoformat(timespec="seconds"),
-            "wall_s": round(time.perf_counter() - t_start, 3), **peak_memory_mb(device),
+            "wall_s": round(time.perf_counter() - t_start, 3),
+            **peak_memory_mb(device),
         }
         if ok:
             record.provenance["n_lora_params"] = sum(p.numel() for _, p in lora_parameters(model))

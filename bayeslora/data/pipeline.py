@@ -71,12 +71,17 @@ def class_token_ids(tokenizer, classes) -> list[int]:
     ids = []
     for word in classes:
         full = tokenizer(f"Answer: {word}", add_special_tokens=False)["input_ids"]
-        extra = full[len(base):]
+        extra = full[len(base) :]
         if full[: len(base)] != base or len(extra) != 1:
             pieces = tokenizer.convert_ids_to_tokens(extra)
             raise TokenizerError(
                 f"class word {word!r} is not a single token for tokenizer {_tokenizer_name(tokenizer)!r} "
                 f"(' {word}' -> {pieces})"
+            )
+        if tokenizer.unk_token_id is not None and extra[0] == tokenizer.unk_token_id:
+            raise TokenizerError(
+                f"class word {word!r} is not in the vocabulary of tokenizer {_tokenizer_name(tokenizer)!r} "
+                f"(' {word}' -> the unknown token)"
             )
         ids.append(extra[0])
     if len(set(ids)) != len(ids):
@@ -90,7 +95,9 @@ def prepare_tokenizer(tokenizer):
     tokenizer.truncation_side = "right"
     if tokenizer.pad_token_id is None:
         if tokenizer.bos_token_id is None:
-            raise TokenizerError(f"tokenizer {_tokenizer_name(tokenizer)!r} has neither a pad nor a BOS token")
+            raise TokenizerError(
+                f"tokenizer {_tokenizer_name(tokenizer)!r} has neither a pad nor a BOS token"
+            )
         tokenizer.pad_token = tokenizer.bos_token
     return tokenizer
 
@@ -111,7 +118,10 @@ def build_task(dataset_cfg, tokenizer, max_length: int, max_eval_examples: int |
     class_ids = class_token_ids(tokenizer, list(dataset_cfg.classes))
     source = instantiate(dataset_cfg.source)
     train = encode_prompts(
-        tokenizer, dataset_cfg.train_split, load_examples(dataset_cfg, dataset_cfg.train_split, source), max_length
+        tokenizer,
+        dataset_cfg.train_split,
+        load_examples(dataset_cfg, dataset_cfg.train_split, source),
+        max_length,
     )
     evals = {}
     for split in dataset_cfg.eval_splits:
@@ -130,8 +140,8 @@ def collate(seqs: list[list[int]], pad_id: int, multiple: int = 8) -> dict[str, 
     ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), length), dtype=torch.long)
     for i, s in enumerate(seqs):
-        ids[i, length - len(s):] = torch.tensor(s, dtype=torch.long)
-        mask[i, length - len(s):] = 1
+        ids[i, length - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, length - len(s) :] = 1
     return {"input_ids": ids, "attention_mask": mask}
 
 
@@ -140,8 +150,9 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def train_batches(split: EncodedSplit, batch_size: int, seed: int, pad_id: int, multiple: int = 8,
-                  start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+def train_batches(
+    split: EncodedSplit, batch_size: int, seed: int, pad_id: int, multiple: int = 8, start_step: int = 0
+) -> Iterator[dict[str, torch.Tensor]]:
     """Endless shuffled training batches (the last partial batch of an epoch is dropped).
 
     ``start_step`` skips that many batches without materialising them (resume).
@@ -154,7 +165,7 @@ def train_batches(split: EncodedSplit, batch_size: int, seed: int, pad_id: int, 
     while True:
         epoch, pos = divmod(step, per_epoch)
         order = epoch_permutation(n, seed, epoch)
-        idx = order[pos * batch_size:(pos + 1) * batch_size]
+        idx = order[pos * batch_size : (pos + 1) * batch_size]
         batch = collate([split.input_ids[i] for i in idx], pad_id, multiple)
         batch["labels"] = torch.as_tensor(split.labels[idx])
         yield batch
@@ -165,7 +176,7 @@ def eval_batches(split: EncodedSplit, batch_size: int, pad_id: int, multiple: in
     """Batches bucketed by length (less padding); yields ``(indices, batch)`` so callers restore order."""
     order = np.argsort([len(s) for s in split.input_ids], kind="stable")
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         batch = collate([split.input_ids[i] for i in idx], pad_id, multiple)
         batch["labels"] = torch.as_tensor(split.labels[idx])
         yield idx, batch

@@ -17,8 +17,14 @@ from bayeslora.errors import DataError
 LETTERS = ("A", "B", "C", "D")
 # cue -> (letter index, reliability)
 CUES = {
-    "red": (0, 1.0), "blue": (1, 1.0), "green": (2, 0.9), "gold": (3, 0.9),
-    "pink": (0, 0.8), "gray": (1, 0.75), "teal": (2, 0.65), "plum": (3, 0.55),
+    "red": (0, 1.0),
+    "blue": (1, 1.0),
+    "green": (2, 0.9),
+    "gold": (3, 0.9),
+    "pink": (0, 0.8),
+    "gray": (1, 0.75),
+    "teal": (2, 0.65),
+    "plum": (3, 0.55),
 }
 FILLERS = ("small", "large", "old", "new", "quiet", "bright", "heavy", "light")
 OBJECTS = ("box", "cup", "key", "lamp", "book", "coin", "shoe", "ring", "bell", "rope", "jar", "pen")

@@ -43,9 +43,7 @@ def obqa(row: dict) -> tuple[str, int] | None:
 
 def winogrande(row: dict) -> tuple[str, int] | None:
     # Verbatim from the paper code, including "B" without a period and options not capitalised.
-    prompt = (
-        f"{MC_PREFIX} {row['sentence']} Choices: A. {row['option1']}. B {row['option2']}. Answer:"
-    )
+    prompt = f"{MC_PREFIX} {row['sentence']} Choices: A. {row['option1']}. B {row['option2']}. Answer:"
     if row["answer"] not in ("1", "2"):
         raise DataError(f"WinoGrande answer must be '1' or '2', got {row['answer']!r}")
     return prompt, int(row["answer"]) - 1

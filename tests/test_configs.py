@@ -1,0 +1,112 @@
+"""Every option of every config group composes; paper defaults; Hydra refuses unknown keys/options."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf.errors import ConfigKeyError
+
+from bayeslora.config import CONF_DIR
+from bayeslora.utils.instantiate import instantiate
+
+GROUPS = [
+    "model",
+    "dataset",
+    "method",
+    "trainer",
+    "eval",
+    "logger",
+    "paths",
+    "launcher",
+    "experiment",
+    "debug",
+]
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
+def test_every_option_composes(compose, group, option):
+    cfg = compose([f"{group}={option}"])
+    node = cfg.get(group)
+    if isinstance(node, dict) or hasattr(node, "keys"):
+        if "name" in node:
+            assert node.name == option, f"{group}/{option}.yaml must set name: {option}"
+
+
+@pytest.mark.parametrize("option", _options("dataset"))
+def test_every_dataset_source_instantiates(compose, option):
+    cfg = compose([f"dataset={option}"])
+    source = instantiate(cfg.dataset.source)
+    assert callable(source.rows) and callable(source.describe)
+    assert cfg.dataset.template in ("arc", "obqa", "winogrande", "boolq")
+
+
+@pytest.mark.parametrize("option", _options("method"))
+def test_every_method_instantiates_and_lists_known_predictives(compose, option):
+    cfg = compose([f"method={option}"])
+    method = instantiate(cfg.method)
+    assert method.name == option
+    for name in [*method.predictives, method.val_predictive]:
+        assert name in cfg.predictive, f"{option} lists predictive {name!r} without a conf/predictive file"
+
+
+def test_every_predictive_file_is_in_the_defaults_list(compose):
+    cfg = compose([])
+    files = set(_options("predictive"))
+    assert files == set(cfg.predictive), "list every conf/predictive/*.yaml in train.yaml's defaults"
+    for name in files:
+        assert "_target_" in cfg.predictive[name]
+
+
+def test_paper_defaults(compose):
+    cfg = compose([])
+    assert cfg.seed == 21 and isinstance(cfg.seed, int)
+    assert (cfg.trainer.batch_size, cfg.trainer.max_steps, cfg.trainer.eval_every) == (4, 10000, 1000)
+    assert cfg.trainer.max_length == 320
+    assert cfg.model.name == "llama2_7b" and cfg.model.quantization == "8bit"
+    assert cfg.model.loader.model_id == "meta-llama/Llama-2-7b-hf"
+    lora = cfg.model.lora
+    assert (lora.r, lora.alpha, lora.dropout, list(lora.target_modules)) == (8, 16, 0.1, ["q_proj", "v_proj"])
+    assert cfg.method.name == "adamw" and cfg.method.lr == 5e-5 and cfg.method.weight_decay == 0.0
+    assert cfg.method.warmup_steps == 0
+    assert cfg.run_dir.endswith("/runs/default/winogrande_s/llama2_7b/adamw/seed=21")
+
+
+def test_data_dir_from_environment(compose, monkeypatch, tmp_path):
+    monkeypatch.setenv("BAYESLORA_DATA_DIR", str(tmp_path))
+    assert compose(["dataset=arc_c"]).dataset.source.data_dir == str(tmp_path)
+    monkeypatch.delenv("BAYESLORA_DATA_DIR")
+    assert compose(["dataset=arc_c"]).dataset.source.data_dir is None
+
+
+def test_unknown_key_fails_at_compose(compose):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)):
+        compose(["trainer.max_stepz=3"])
+
+
+@pytest.mark.parametrize("override", ["dataset=nope", "model=gpt5", "method=sgd"])
+def test_unknown_option_fails_at_compose(compose, override):
+    with pytest.raises(MissingConfigException):
+        compose([override])
+
+
+def test_cli_cfg_job_and_unknown_option():
+    out = subprocess.run(
+        [sys.executable, "-m", "bayeslora.train", "--cfg", "job", "model=tiny"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "batch_size: 4" in out.stdout and "max_steps: 10000" in out.stdout and "name: tiny" in out.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "bayeslora.train", "dataset=nope"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode != 0
+    assert "Could not find 'dataset/nope'" in bad.stderr
