@@ -90,6 +90,8 @@ def summarize(
         predictives = []
         for r in recs:
             for p in _metrics_of(r, split):
+                if not all_rows and "table_rows" in r and p not in r["table_rows"]:
+                    continue
                 if p not in predictives:
                     predictives.append(p)
         for pred in predictives:
@@ -202,10 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default=None, help="evaluation split (default: each record's first)")
     ap.add_argument("--seeds", default="21,42,87", help="expected seeds, comma-separated ('' = no check)")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--all-rows", action="store_true", help="also analysis rows such as the IVON τ grid")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()] or None
     try:
-        _, md = build_tables(args.exp, Path(args.results_dir), args.split, seeds, write=not args.no_write)
+        _, md = build_tables(
+            args.exp,
+            Path(args.results_dir),
+            args.split,
+            seeds,
+            write=not args.no_write,
+            all_rows=args.all_rows,
+        )
     except BayesLoraError as e:
         print(f"bayeslora-table: error: {e}", file=sys.stderr)
         return 1

@@ -97,6 +97,8 @@ class RunRecord:
     eval_split: str | None = None
     # predictive -> human label of its table row (e.g. "AdamW", "+ SWAG")
     labels: dict[str, str] = field(default_factory=dict)
+    # predictives that are rows of the main table (the others, e.g. the τ grid, feed figures)
+    table_rows: list[str] = field(default_factory=list)
     n_train: int | None = None
     n_eval: dict[str, int] = field(default_factory=dict)
     steps: int = 0

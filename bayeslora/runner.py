@@ -43,7 +43,7 @@ def build_predictives(cfg: DictConfig, names: list[str]) -> dict[str, Predictive
             raise ConfigError(
                 f"unknown predictive {name!r}; known: {sorted(known)} (each is a conf/predictive/<name>.yaml)"
             )
-        out[name] = instantiate(known[name])
+        out.update(instantiate(known[name]).expand(name))
     return out
 
 
@@ -199,12 +199,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         method = instantiate(cfg.method)
         method.setup(model, task.class_ids, cfg.trainer.max_steps, len(task.train))
-        ctx = EvalContext(model=model, method=method, class_ids=task.class_ids)
+        ctx = EvalContext(model=model, method=method, class_ids=task.class_ids, seed=int(cfg.seed))
         predictives = build_predictives(cfg, method.predictives)
-        val_predictive = build_predictives(cfg, [method.val_predictive])[method.val_predictive]
+        val_predictive = next(iter(build_predictives(cfg, [method.val_predictive]).values()))
         for p in [*predictives.values(), val_predictive]:
             p.bind(ctx)
         record.labels = {name: p.label for name, p in predictives.items()}
+        record.table_rows = [name for name, p in predictives.items() if p.in_table]
         loggers = make_loggers(cfg, run_dir, chash)
 
         record.steps = fit(cfg, ctx, task, predictives, val_predictive, loggers, device)

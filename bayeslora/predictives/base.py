@@ -8,7 +8,8 @@ probabilities only; metrics are computed in :mod:`bayeslora.metrics`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,17 +22,35 @@ class EvalContext:
     model: Any
     method: Any
     class_ids: list[int]
+    seed: int = 0
+    # State shared between predictives of one run (e.g. one SWAG collector for `swa` and `swag`).
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.method.logits(self.model, batch)
 
+    def generator(self, *key: int | str) -> torch.Generator:
+        """A generator on the model's device, seeded by the run seed and ``key``: the same draws
+        for every evaluation batch, so each weight sample is one model applied to the whole split."""
+        device = next(p.device for p in self.model.parameters())
+        digest = hashlib.sha256(repr((self.seed, *key)).encode()).digest()
+        mixed = int.from_bytes(digest[:8], "little") % (2**63)
+        return torch.Generator(device=device).manual_seed(mixed)
+
 
 class Predictive:
+    # False for analysis-only rows (e.g. the IVON τ grid): recorded, but not in the main table.
+    in_table: bool = True
+
     def __init__(self, label: str, n_samples: int = 1):
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         self.label = label
         self.n_samples = n_samples
+
+    def expand(self, name: str) -> dict[str, Predictive]:
+        """The table rows this config produces (a grid predictive returns one per grid point)."""
+        return {name: self}
 
     def bind(self, ctx: EvalContext) -> None:
         """Check the run can serve this predictive (raise ConfigError if not)."""
