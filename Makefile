@@ -31,8 +31,9 @@ test: ## Default test suite (CPU, offline, excludes slow/gpu)
 test-all: ## All tests including slow ones
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest -m "not gpu"
 
-demo: ## Offline demo: tiny Llama on the synthetic task, 3 seeds, then the table (~1 min on 2 CPU cores)
+demo: ## Offline demo: tiny Llama on the synthetic task, 3 seeds, then the table (~3 min on 2 CPU cores)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=demo
+	$(PYTHON) -m bayeslora.ensemble $(RESULTS)/runs/demo/synthetic/tiny/adamw --seeds 21,42,87
 	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS)
 	@echo "--- shifted split ---"
 	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --split shifted --no-write

@@ -68,9 +68,14 @@ def load_records(exp_dir: Path) -> list[dict]:
 
 
 def summarize(
-    records: list[dict], split: str | None = None, expected_seeds: list[int] | None = None
+    records: list[dict],
+    split: str | None = None,
+    expected_seeds: list[int] | None = None,
+    all_rows: bool = False,
 ) -> pd.DataFrame:
-    """Long-form summary: one row per (dataset, model, method, predictive, metric)."""
+    """Long-form summary: one row per (dataset, model, method, predictive, metric).
+
+    Only each record's ``table_rows`` unless ``all_rows`` (which adds e.g. the IVON τ grid)."""
     ok = [r for r in records if r.get("status") == "success"]
     groups: dict[tuple, list[dict]] = {}
     for r in ok:
@@ -85,7 +90,11 @@ def summarize(
                 f"refusing to average them: {paths}"
             )
         seeds = sorted(int(r["seed"]) for r in recs)
-        missing = sorted(set(expected_seeds or []) - set(seeds))
+        # a post-hoc ensemble record covers the seeds of its members
+        covered = {
+            int(s) for r in recs for s in ((r.get("provenance") or {}).get("member_seeds") or [r["seed"]])
+        }
+        missing = sorted(set(expected_seeds or []) - covered)
         dirty = any((r.get("provenance") or {}).get("git_dirty") for r in recs)
         predictives = []
         for r in recs:
@@ -131,15 +140,16 @@ def _order(values, preferred):
     return [v for v in preferred if v in values] + sorted(v for v in values if v not in preferred)
 
 
-def _cell(row, scale: float, dec: int, expected_n: int | None) -> str:
+def _cell(row, scale: float, dec: int) -> str:
+    """``mean ± SEM``; ``(n=k)`` marks a group that lacks some of the expected seeds."""
     mean, sem = row["mean"] * scale, row["sem"] * scale
     s = f"{mean:.{dec}f}" if math.isnan(sem) else f"{mean:.{dec}f} ± {sem:.{dec}f}"
-    if expected_n is not None and row["n"] != expected_n:
+    if row["missing_seeds"]:
         s += f" (n={row['n']})"
     return s
 
 
-def markdown_table(df: pd.DataFrame, expected_n: int | None = None) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
     """One block per metric; rows = predictives in the paper's order; columns = datasets."""
     if df.empty:
         return "(no successful runs)\n"
@@ -166,7 +176,7 @@ def markdown_table(df: pd.DataFrame, expected_n: int | None = None) -> str:
                     & (df.predictive == k.predictive)
                     & (df.metric == metric)
                 ]
-                cells.append(_cell(sel.iloc[0], scale, dec, expected_n) if len(sel) else "–")
+                cells.append(_cell(sel.iloc[0], scale, dec) if len(sel) else "–")
             out.append("| " + " | ".join([name, *cells]) + " |")
         out.append("")
     missing = df[df.missing_seeds != ""][["dataset", "model", "method", "missing_seeds"]].drop_duplicates()
@@ -181,10 +191,11 @@ def build_tables(
     split: str | None = None,
     expected_seeds: list[int] | None = None,
     write: bool = True,
+    all_rows: bool = False,
 ) -> tuple[pd.DataFrame, str]:
     records = load_records(Path(results_dir) / "runs" / exp)
-    df = summarize(records, split, expected_seeds)
-    md = markdown_table(df, len(expected_seeds) if expected_seeds else None)
+    df = summarize(records, split, expected_seeds, all_rows)
+    md = markdown_table(df)
     failed = [r for r in records if r.get("status") != "success"]
     if failed:
         md += "\n" + "\n".join(f"- {r.get('status')}: {r['_path']}: {r.get('error')}" for r in failed) + "\n"

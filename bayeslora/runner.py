@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from bayeslora import metrics as M
-from bayeslora.data import TaskData, build_task, eval_batches, train_batches
+from bayeslora.data import TaskData, build_task, eval_batches
 from bayeslora.errors import ConfigError, TrainingDivergedError
 from bayeslora.loggers import CSVLogger, WandbLogger, flatten
 from bayeslora.models import build_model, lora_parameters
@@ -47,7 +47,10 @@ def build_predictives(cfg: DictConfig, names: list[str]) -> dict[str, Predictive
     return out
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+def to_device(batch, device: torch.device):
+    """Move a batch (or a list of batches, one per ensemble member) to ``device``."""
+    if isinstance(batch, (list, tuple)):
+        return [to_device(b, device) for b in batch]
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
@@ -115,7 +118,7 @@ def fit(
     """The step loop. Returns the number of optimizer steps taken."""
     tr = cfg.trainer
     method, model = ctx.method, ctx.model
-    batches = train_batches(task.train, tr.batch_size, cfg.seed, task.pad_id, tr.pad_to_multiple_of)
+    batches = method.batches(task.train, tr.batch_size, cfg.seed, task.pad_id, tr.pad_to_multiple_of)
     val_split = list(task.evals)[0]
     t0, running, n_running = time.perf_counter(), 0.0, 0
     bar = tqdm(range(tr.max_steps), desc=f"{cfg.method.name} {cfg.dataset.name}", disable=not tr.progress_bar)
@@ -198,7 +201,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         record.eval_split = list(task.evals)[0]
 
         method = instantiate(cfg.method)
-        method.setup(model, task.class_ids, cfg.trainer.max_steps, len(task.train))
+        method.setup(model, task.class_ids, cfg.trainer.max_steps, len(task.train), int(cfg.seed))
         ctx = EvalContext(model=model, method=method, class_ids=task.class_ids, seed=int(cfg.seed))
         predictives = build_predictives(cfg, method.predictives)
         val_predictive = next(iter(build_predictives(cfg, [method.val_predictive]).values()))

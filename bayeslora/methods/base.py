@@ -8,7 +8,7 @@ to know which method it runs. Override:
 - ``build_optimizer`` for another optimizer (IVON),
 - ``loss`` for another objective (BLoB's KL term),
 - ``train_step`` when the forward/backward must happen inside a context (IVON's sampling),
-- ``param_context`` to say how a predictive should set the weights (e.g. IVON's posterior samples).
+- ``setup``/``batches`` when the run trains several adapters (ensembles).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bayeslora.data import train_batches
 from bayeslora.errors import ConfigError
 from bayeslora.models import class_logits, lora_parameters
 
@@ -55,9 +56,10 @@ class Method:
     def build_optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
         raise NotImplementedError
 
-    def setup(self, model, class_ids: list[int], total_steps: int, train_size: int) -> None:
+    def setup(self, model, class_ids: list[int], total_steps: int, train_size: int, seed: int) -> None:
         self.class_ids = list(class_ids)
         self.train_size = train_size
+        self.total_steps = total_steps
         params = [p for _, p in lora_parameters(model)]
         if not params:
             raise ConfigError("the model has no trainable (LoRA) parameters")
@@ -65,6 +67,10 @@ class Method:
         self.scheduler = linear_decay(self.optimizer, total_steps, self.warmup_steps)
 
     # -- training ----------------------------------------------------------------------------
+    def batches(self, split, batch_size: int, seed: int, pad_id: int, multiple: int, start_step: int = 0):
+        """The training stream: shuffled by the run seed (ensembles override: one stream per member)."""
+        return train_batches(split, batch_size, seed, pad_id, multiple, start_step)
+
     def logits(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return class_logits(model, batch, self.class_ids)
 
