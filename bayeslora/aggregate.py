@@ -158,7 +158,8 @@ def markdown_table(df: pd.DataFrame) -> str:
     keys = keys.assign(
         _o=keys.predictive.map(lambda p: PREDICTIVE_ORDER.index(p) if p in PREDICTIVE_ORDER else 99)
     )
-    keys = keys.sort_values(["model", "_o", "method", "predictive"])
+    keys = keys.assign(_posthoc=keys.method.str.endswith("_posthoc_ensemble"))
+    keys = keys.sort_values(["model", "_o", "_posthoc", "method", "predictive"])
     multi_model = keys.model.nunique() > 1
     out = []
     for metric, title, scale, dec in METRICS:

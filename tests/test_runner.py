@@ -47,14 +47,13 @@ def test_tiny_run_writes_a_complete_record(compose, tiny_overrides):
     prov = on_disk["provenance"]
     assert {"git_commit", "git_dirty", "packages", "device", "wall_s", "cpu_peak_rss_mb"} <= set(prov)
     assert prov["packages"]["torch"] and prov["wall_s"] > 0
-    assert set(on_disk["metrics"]) == {"map"} and set(on_disk["metrics"]["map"]) == {
-        "acc",
-        "nll",
-        "ece",
-        "brier",
-    }
+    assert set(on_disk["metrics"]) == {"map", "mc_dropout", "swa", "swag"}
+    assert set(on_disk["metrics"]["map"]) == {"acc", "nll", "ece", "brier"}
+    assert on_disk["labels"] == {"map": "AdamW", "mc_dropout": "+ MC Drop", "swa": "+ SWA", "swag": "+ SWAG"}
     # metrics are those of the saved per-example probabilities
     preds = np.load(run_dir / "preds.npz")
+    names = ("labels", "map", "mc_dropout", "swa", "swag")
+    assert set(preds) == {f"{split}/{k}" for split in ("validation", "shifted") for k in names}
     for split in ("validation", "shifted"):
         probs = preds[f"{split}/map"]
         assert probs.shape == (on_disk["n_eval"][split], 4)
@@ -238,6 +237,7 @@ def test_smollm2_few_steps_on_real_winogrande(compose, tmp_path):
             "trainer.num_threads=2",
             "trainer.device=cpu",
             "exp_name=smol",
+            "method.predictives=[map]",
         ]
     )
     rec = run(cfg)

@@ -8,6 +8,7 @@ runs (no training) is built from their saved probabilities by ``bayeslora-ensemb
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from typing import Any
 
@@ -54,7 +55,9 @@ class EnsembleMethod(AdamWMethod):
             torch.manual_seed(s)
             model.add_adapter(name, config)
             self.members.append(name)
-        model.delete_adapter("default")
+        with warnings.catch_warnings():  # "Adapter default was active which is now deleted"
+            warnings.simplefilter("ignore", UserWarning)
+            model.delete_adapter("default")
         for name in self.members:
             model.set_adapter(name)
             params = [p for _, p in lora_parameters(model)]

@@ -103,6 +103,14 @@ class SWAGPredictive(Predictive):
         self.mean_only = mean_only
         self.key = f"swag:{start_step}:{interval}:{rank}"
 
+    def bind(self, ctx: EvalContext) -> None:
+        total = getattr(ctx.method, "total_steps", None)
+        if total is not None and self.start_step > total:
+            raise ConfigError(
+                f"{self.label}: start_step={self.start_step} is after the last step ({total}); "
+                f"set predictive.swag.start_step (and .interval) for this run length"
+            )
+
     def collector(self, ctx: EvalContext) -> SWAGCollector:
         return ctx.shared.setdefault(self.key, SWAGCollector(self.rank))
 

@@ -1,0 +1,241 @@
+"""Methods and predictives: exact math against direct computations, and the shared contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bayeslora.config import CONF_DIR
+from bayeslora.data import build_task, eval_batches
+from bayeslora.errors import ConfigError
+from bayeslora.models import build_model
+from bayeslora.predictives import EvalContext
+from bayeslora.predictives.sampling import lora_vector, set_dropout
+from bayeslora.predictives.swag import SWAGCollector
+from bayeslora.runner import build_predictives, run, to_device
+from bayeslora.utils.instantiate import instantiate
+
+METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+
+
+# -- SWAG -------------------------------------------------------------------------------------
+def test_swag_moments_and_deviations_match_numpy():
+    rng = np.random.default_rng(0)
+    stream = rng.normal(size=(9, 6)) * rng.uniform(0.1, 2.0, size=6)
+    c = SWAGCollector(rank=4)
+    for theta in stream:
+        c.update(torch.tensor(theta, dtype=torch.float32))
+    mean = stream.mean(0)
+    np.testing.assert_allclose(c.mean.numpy(), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c.sq_mean.numpy(), (stream**2).mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c.variance().numpy(), stream.var(0), rtol=1e-4, atol=1e-6)
+    # deviation i = theta_i - (running mean after theta_i); the last K are kept, oldest first
+    running = np.cumsum(stream, 0) / np.arange(1, 10)[:, None]
+    expected_d = (stream - running)[-4:].T
+    np.testing.assert_allclose(c.deviation_matrix().numpy(), expected_d, rtol=1e-4, atol=1e-6)
+
+
+def test_swag_sample_formula_and_covariance():
+    rng = np.random.default_rng(1)
+    stream = rng.normal(size=(12, 3))
+    c = SWAGCollector(rank=5)
+    for theta in stream:
+        c.update(torch.tensor(theta, dtype=torch.float32))
+    scale = 0.7
+    g = torch.Generator().manual_seed(3)
+    sample = c.sample(scale, g).numpy()
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(3, generator=g).numpy(), torch.randn(5, generator=g).numpy()
+    var, d = c.variance().numpy(), c.deviation_matrix().numpy()
+    expected = c.mean.numpy() + np.sqrt(scale) * (np.sqrt(var) * z1 / np.sqrt(2) + d @ z2 / np.sqrt(2 * 4))
+    np.testing.assert_allclose(sample, expected, rtol=1e-5, atol=1e-6)
+    # empirical covariance of many samples -> scale * (diag(var)/2 + D D^T / (2(K-1)))
+    g = torch.Generator().manual_seed(4)
+    draws = np.stack([c.sample(scale, g).numpy() for _ in range(20000)])
+    cov = scale * (np.diag(var) / 2 + d @ d.T / (2 * 4))
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.05 * np.abs(cov).max())
+    np.testing.assert_allclose(draws.mean(0), c.mean.numpy(), atol=0.05)
+
+
+# -- helpers building a trained tiny context ----------------------------------------------------
+def _context(compose, tiny_overrides, method: str, steps: int = 3, extra=()):
+    cfg = compose(tiny_overrides + [f"method={method}", *extra])
+    model, tok = build_model(cfg.model, torch.device("cpu"), cfg.seed)
+    task = build_task(cfg.dataset, tok, 64, 16)
+    m = instantiate(cfg.method)
+    m.setup(model, task.class_ids, steps, len(task.train), cfg.seed)
+    ctx = EvalContext(model, m, task.class_ids, seed=cfg.seed)
+    preds = build_predictives(cfg, m.predictives)
+    for p in preds.values():
+        p.bind(ctx)
+    batches = m.batches(task.train, 4, cfg.seed, task.pad_id, 8)
+    for step in range(1, steps + 1):
+        model.train()
+        m.train_step(model, to_device(next(batches), torch.device("cpu")))
+        for p in preds.values():
+            p.on_train_step(ctx, step)
+    _, batch = next(eval_batches(task.evals["validation"], 8, task.pad_id))
+    return cfg, ctx, preds, batch
+
+
+SWAG_EARLY = ("predictive.swag.start_step=1", "predictive.swag.interval=1")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_predictive_returns_normalised_samples(compose, tiny_overrides, method):
+    _, ctx, preds, batch = _context(compose, tiny_overrides, method, extra=SWAG_EARLY)
+    for name, p in preds.items():
+        probs = p.predict(ctx, batch)
+        s = len(ctx.method.members) if name == "ensemble" else p.n_samples
+        assert probs.shape == (s, 8, 4), name
+        assert torch.all(probs >= 0)
+        torch.testing.assert_close(probs.sum(-1), torch.ones(s, 8), atol=1e-5, rtol=0)
+
+
+def test_predictives_refuse_the_wrong_run(compose, tiny_overrides):
+    cfg, ctx, _, _ = _context(compose, tiny_overrides, "adamw", steps=1, extra=SWAG_EARLY)
+    for name in ("ivon", "ivon_tau", "ensemble"):
+        for p in build_predictives(cfg, [name]).values():
+            with pytest.raises(ConfigError, match="method="):
+                p.bind(ctx)
+
+
+def test_swag_start_after_last_step_is_refused_before_training(compose, tiny_overrides):
+    with pytest.raises(ConfigError, match="start_step=50 is after the last step"):
+        _context(compose, tiny_overrides, "adamw", steps=3, extra=("predictive.swag.start_step=50",))
+
+
+# -- MC dropout -----------------------------------------------------------------------------------
+def test_mc_dropout_samples_differ_and_map_is_deterministic(compose, tiny_overrides):
+    cfg, ctx, preds, batch = _context(compose, tiny_overrides, "adamw", extra=SWAG_EARLY)
+    mc = preds["mc_dropout"].predict(ctx, batch)
+    assert not torch.allclose(mc[0], mc[1]), "dropout samples must differ"
+    a, b = preds["map"].predict(ctx, batch), preds["map"].predict(ctx, batch)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the LoRA dropout is off again after MC dropout; nothing else was switched to train mode
+    assert all(not m.training for m in ctx.model.modules())
+    assert set_dropout(ctx.model, False) == 4  # q_proj, v_proj x 2 layers
+
+
+# -- IVON -----------------------------------------------------------------------------------------
+def test_ivon_variance_is_the_optimizers_sampling_variance(compose, tiny_overrides):
+    _, ctx, _, _ = _context(compose, tiny_overrides, "ivon", steps=3)
+    opt, method = ctx.method.optimizer, ctx.method
+    group = opt.param_groups[0]
+    v = method.posterior_variance()
+    torch.testing.assert_close(v, 1.0 / (group["ess"] * (group["hess"] + group["weight_decay"])))
+    assert not torch.allclose(group["hess"], torch.full_like(group["hess"], method.hess_init)), "hess moved"
+    mean = lora_vector(ctx.model)
+    torch.testing.assert_close(method.posterior_mean(), mean)
+    torch.manual_seed(123)
+    with opt.sampled_params(train=False):
+        noise = lora_vector(ctx.model) - mean
+    torch.manual_seed(123)
+    eps = torch.randn(mean.numel())
+    torch.testing.assert_close(noise, eps * v.sqrt(), rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(lora_vector(ctx.model), mean, rtol=0, atol=0)
+
+
+def test_ivon_state_dict_keeps_the_step_counter(compose, tiny_overrides):
+    cfg, ctx, _, _ = _context(compose, tiny_overrides, "ivon", steps=3)
+    state = ctx.method.state_dict()
+    assert state["ivon_current_step"] == 3 == ctx.method.optimizer.current_step
+    fresh = instantiate(cfg.method)
+    fresh.setup(ctx.model, ctx.class_ids, 3, 64, cfg.seed)
+    assert fresh.optimizer.current_step == 0
+    fresh.load_state_dict(state)
+    assert fresh.optimizer.current_step == 3
+    torch.testing.assert_close(fresh.posterior_variance(), ctx.method.posterior_variance())
+
+
+@pytest.mark.parametrize(
+    "dataset,ess,hess",
+    [
+        ("winogrande_s", 1e7, 3e-4),
+        ("winogrande_m", 1e8, 3e-4),
+        ("arc_c", 1e6, 1e-3),
+        ("arc_e", 1e6, 1e-3),
+        ("obqa", 1e6, 1e-3),
+        ("boolq", 1e7, 3e-4),
+    ],
+)
+def test_ivon_ess_per_dataset_from_table2(compose, dataset, ess, hess):
+    cfg = compose(["method=ivon", f"dataset={dataset}"])
+    assert (cfg.method.ess, cfg.method.hess_init) == (ess, hess)
+    assert (cfg.method.lr, cfg.method.beta1, cfg.method.beta2, cfg.method.clip_radius) == (
+        0.03,
+        0.9,
+        0.99999,
+        1e-3,
+    )
+    assert cfg.method.weight_decay == 0 and cfg.method.rescale_lr is False and cfg.method.mc_samples == 1
+    assert "ess" not in compose(["method=adamw", f"dataset={dataset}"]).method
+
+
+def test_ivon_run_tau_zero_is_exactly_the_mean(compose, tiny_overrides):
+    cfg = compose(tiny_overrides + ["method=ivon"])
+    rec = run(cfg)
+    expected = {"ivon_mean", "ivon", "ivon_tau0", "ivon_tau0.25", "ivon_tau0.5", "ivon_tau0.75", "ivon_tau1"}
+    assert set(rec["metrics"]) == expected
+    assert rec["table_rows"] == ["ivon_mean", "ivon"]
+    assert rec["labels"]["ivon_mean"] == "IVON@mean" and rec["labels"]["ivon"] == "IVON"
+    preds = np.load(Path(cfg.run_dir) / "preds.npz")
+    np.testing.assert_array_equal(preds["validation/ivon_tau0"], preds["validation/ivon_mean"])
+    assert not np.array_equal(preds["validation/ivon_tau1"], preds["validation/ivon_mean"])
+    # τ = 1 with the same draws is the `ivon` predictive
+    np.testing.assert_array_equal(preds["validation/ivon_tau1"], preds["validation/ivon"])
+
+
+# -- ensembles ------------------------------------------------------------------------------------
+def test_ensemble_of_identical_members_equals_the_member(compose, tiny_overrides):
+    _, ctx, preds, batch = _context(compose, tiny_overrides, "ensemble", steps=2)
+    model, method = ctx.model, ctx.method
+    assert method.seeds == [21000, 21001, 21002]
+    with method.member(model, "member0"):
+        a0 = lora_vector(model)
+    with method.member(model, "member1"):
+        assert not torch.equal(lora_vector(model), a0), "members are trained independently"
+    sd = {k: v for k, v in model.state_dict().items() if ".member0." in k}
+    with torch.no_grad():
+        for m in ("member1", "member2"):
+            model.load_state_dict({k.replace(".member0.", f".{m}."): v for k, v in sd.items()}, strict=False)
+    probs = preds["ensemble"].predict(ctx, batch)
+    torch.testing.assert_close(probs[1], probs[0], rtol=0, atol=0)
+    torch.testing.assert_close(probs.mean(0), probs[0], rtol=1e-6, atol=1e-7)
+
+
+def test_posthoc_ensemble_from_saved_probabilities(compose, tiny_overrides, tmp_path):
+    from bayeslora.ensemble import posthoc_ensemble
+    from bayeslora.metrics import classification_metrics
+
+    dirs = []
+    for seed in (21, 42):
+        cfg = compose(tiny_overrides + [f"seed={seed}", "method.predictives=[map]"])
+        run(cfg)
+        dirs.append(Path(cfg.run_dir))
+    rec = posthoc_ensemble(dirs, tmp_path / "ens")
+    p = [np.load(d / "preds.npz") for d in dirs]
+    mean = (p[0]["validation/map"].astype(np.float64) + p[1]["validation/map"]) / 2
+    expected = classification_metrics(mean, p[0]["validation/labels"])
+    for k, v in expected.items():
+        assert rec["metrics"]["ensemble"][k] == pytest.approx(v, abs=1e-6)
+    same = posthoc_ensemble([dirs[0], dirs[0]], tmp_path / "same")
+    member = json.loads((dirs[0] / "metrics.json").read_text())["metrics"]["map"]
+    for k, v in member.items():
+        assert same["metrics"]["ensemble"][k] == pytest.approx(v, abs=1e-6)
+
+
+# -- every method end to end -------------------------------------------------------------------
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_runs_end_to_end_and_writes_its_rows(compose, tiny_overrides, method):
+    cfg = compose(tiny_overrides + [f"method={method}"])
+    rec = run(cfg)
+    assert rec["status"] == "success"
+    expected = set(build_predictives(cfg, list(cfg.method.predictives)))
+    assert set(rec["metrics"]) == expected and set(rec["splits"]["shifted"]) == expected
+    for m in rec["metrics"].values():
+        assert 0 <= m["acc"] <= 1 and np.isfinite(m["nll"]) and 0 <= m["ece"] <= 1 and 0 <= m["brier"] <= 2
