@@ -1,0 +1,30 @@
+"""Paste results/tables/<exp>.md into README.md between the demo-table markers.
+
+python scripts/update_readme_table.py [--exp demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--exp", default="demo")
+    args = ap.parse_args()
+    table = (ROOT / "results" / "tables" / f"{args.exp}.md").read_text(encoding="utf-8").strip()
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(r"(<!-- demo-table:start -->\n).*?(\n<!-- demo-table:end -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit("README.md has no demo-table markers")
+    readme.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text), encoding="utf-8")
+    print(f"README.md: inserted results/tables/{args.exp}.md")
+
+
+if __name__ == "__main__":
+    main()
