@@ -99,6 +99,8 @@ class RunRecord:
     labels: dict[str, str] = field(default_factory=dict)
     # predictives that are rows of the main table (the others, e.g. the τ grid, feed figures)
     table_rows: list[str] = field(default_factory=list)
+    # per predictive: scalars it reports (e.g. Laplace's tuned prior precision and fit time)
+    predictive_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_train: int | None = None
     n_eval: dict[str, int] = field(default_factory=dict)
     steps: int = 0

@@ -221,6 +221,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         for p in predictives.values():
             p.post_fit(ctx, post_fit_batches)
+        record.predictive_info = {name: p.info() for name, p in predictives.items() if p.info()}
 
         saved: dict[str, np.ndarray] = {}
         for split, data in task.evals.items():

@@ -78,6 +78,8 @@ def _context(compose, tiny_overrides, method: str, steps: int = 3, extra=()):
         m.train_step(model, to_device(next(batches), torch.device("cpu")))
         for p in preds.values():
             p.on_train_step(ctx, step)
+    for p in preds.values():
+        p.post_fit(ctx, lambda: (b for _, b in eval_batches(task.train, 8, task.pad_id)))
     _, batch = next(eval_batches(task.evals["validation"], 8, task.pad_id))
     return cfg, ctx, preds, batch
 

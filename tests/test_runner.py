@@ -47,12 +47,20 @@ def test_tiny_run_writes_a_complete_record(compose, tiny_overrides):
     prov = on_disk["provenance"]
     assert {"git_commit", "git_dirty", "packages", "device", "wall_s", "cpu_peak_rss_mb"} <= set(prov)
     assert prov["packages"]["torch"] and prov["wall_s"] > 0
-    assert set(on_disk["metrics"]) == {"map", "mc_dropout", "swa", "swag"}
+    rows = ("map", "mc_dropout", "laplace_kfac", "laplace_diag", "swa", "swag")
+    assert set(on_disk["metrics"]) == set(rows) and on_disk["table_rows"] == list(rows)
     assert set(on_disk["metrics"]["map"]) == {"acc", "nll", "ece", "brier"}
-    assert on_disk["labels"] == {"map": "AdamW", "mc_dropout": "+ MC Drop", "swa": "+ SWA", "swag": "+ SWAG"}
+    assert on_disk["labels"] == {
+        "map": "AdamW",
+        "mc_dropout": "+ MC Drop",
+        "laplace_kfac": "+ LA (KFAC)",
+        "laplace_diag": "+ LA (diag)",
+        "swa": "+ SWA",
+        "swag": "+ SWAG",
+    }
     # metrics are those of the saved per-example probabilities
     preds = np.load(run_dir / "preds.npz")
-    names = ("labels", "map", "mc_dropout", "swa", "swag")
+    names = ("labels", *rows)
     assert set(preds) == {f"{split}/{k}" for split in ("validation", "shifted") for k in names}
     for split in ("validation", "shifted"):
         probs = preds[f"{split}/map"]

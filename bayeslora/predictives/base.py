@@ -65,6 +65,10 @@ class Predictive:
     def predict(self, ctx: EvalContext, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def info(self) -> dict[str, Any]:
+        """Scalars worth keeping in the record (e.g. a tuned prior precision, a fit time)."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
