@@ -16,12 +16,18 @@ log = logging.getLogger(__name__)
 class CSVLogger:
     """Appends one row per ``log`` call to ``history.csv`` (long form: step, key, value)."""
 
-    def __init__(self, run_dir: Path, fresh: bool = True):
+    def __init__(self, run_dir: Path, resume_step: int | None = None):
         self.path = Path(run_dir) / "history.csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh or not self.path.exists():
-            with self.path.open("w", newline="") as fh:
-                csv.writer(fh).writerow(["step", "key", "value"])
+        kept = []
+        if resume_step is not None and self.path.exists():  # drop rows logged after the checkpoint
+            with self.path.open(newline="") as fh:
+                kept = [r for r in csv.reader(fh)][1:]
+            kept = [r for r in kept if r and int(r[0]) <= resume_step]
+        with self.path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["step", "key", "value"])
+            w.writerows(kept)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         with self.path.open("a", newline="") as fh:
@@ -50,6 +56,7 @@ class WandbLogger:
         config: dict[str, Any],
         tags: list[str],
         dir: str,
+        run_id: str | None = None,
     ):
         import wandb
 
@@ -69,6 +76,8 @@ class WandbLogger:
             tags=list(tags),
             dir=dir,
             reinit="finish_previous",
+            id=run_id,
+            resume="allow" if run_id else None,
         )
 
     def log(self, metrics: dict[str, float], step: int) -> None:

@@ -8,6 +8,7 @@ and re-raised; W&B is closed in every case.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -21,7 +22,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from bayeslora import checkpoint
 from bayeslora import metrics as M
+from bayeslora.checkpoint import load_trainable_state, rng_state, set_rng_state, trainable_state
 from bayeslora.data import TaskData, build_task, eval_batches
 from bayeslora.errors import ConfigError, TrainingDivergedError
 from bayeslora.loggers import CSVLogger, WandbLogger, flatten
@@ -81,8 +84,9 @@ def predict_split(
     return out
 
 
-def make_loggers(cfg: DictConfig, run_dir: Path, chash: str) -> list:
-    loggers: list = [CSVLogger(run_dir)]
+def make_loggers(cfg: DictConfig, run_dir: Path, chash: str, resume_step: int | None = None) -> list:
+    """The local CSV history (kept up to ``resume_step`` when resuming) and optionally W&B."""
+    loggers: list = [CSVLogger(run_dir, resume_step)]
     if cfg.logger.name == "wandb":
         group = f"{cfg.exp_name}/{cfg.dataset.name}/{cfg.model.name}/{cfg.method.name}"
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -99,6 +103,8 @@ def make_loggers(cfg: DictConfig, run_dir: Path, chash: str) -> list:
                 config=config,
                 tags=list(cfg.logger.tags),
                 dir=str(Path(cfg.paths.scratch_dir) / "wandb"),
+                # stable per run folder and config: a resumed run continues the same W&B run
+                run_id=hashlib.sha256(f"{run_dir.resolve()}:{chash}".encode()).hexdigest()[:16],
             )
         )
     elif cfg.logger.name != "none":
@@ -114,38 +120,49 @@ def fit(
     val_predictive: Predictive,
     loggers: list,
     device: torch.device,
+    chash: str,
+    resume: dict[str, Any] | None = None,
 ) -> int:
-    """The step loop. Returns the number of optimizer steps taken."""
+    """The step loop, from step 1 or from a checkpoint. Returns the number of optimizer steps taken."""
     tr = cfg.trainer
+    run_dir = Path(cfg.run_dir)
     method, model = ctx.method, ctx.model
-    batches = method.batches(task.train, tr.batch_size, cfg.seed, task.pad_id, tr.pad_to_multiple_of)
+    start, loop = 0, {"running": 0.0, "n_running": 0, "train_s": 0.0}
+    if resume is not None:
+        start, loop = int(resume["step"]), dict(resume["loop"])
+        log.info("resuming %s from step %d", run_dir, start)
+    batches = method.batches(task.train, tr.batch_size, cfg.seed, task.pad_id, tr.pad_to_multiple_of, start)
     val_split = list(task.evals)[0]
-    t0, running, n_running = time.perf_counter(), 0.0, 0
-    bar = tqdm(range(tr.max_steps), desc=f"{cfg.method.name} {cfg.dataset.name}", disable=not tr.progress_bar)
-    step = 0
-    for step in range(1, tr.max_steps + 1):
+    t0 = time.perf_counter() - loop["train_s"]
+    bar = tqdm(
+        total=tr.max_steps,
+        initial=start,
+        desc=f"{cfg.method.name} {cfg.dataset.name}",
+        disable=not tr.progress_bar,
+    )
+    step = start
+    for step in range(start + 1, tr.max_steps + 1):
         model.train()
         loss = method.train_step(model, to_device(next(batches), device))
         if not math.isfinite(loss):
             raise TrainingDivergedError(
-                f"loss is {loss} at step {step}; training diverged (lower the learning rate"
-                + (", or raise ess: IVON diverges when ess is too small" if hasattr(method, "ess") else "")
-                + ")"
+                f"loss is {loss} at step {step}; training diverged ({method.divergence_hint})"
             )
         for p in predictives.values():
             p.on_train_step(ctx, step)
-        running, n_running = running + loss, n_running + 1
+        loop["running"] += loss
+        loop["n_running"] += 1
         bar.update(1)
         if step % tr.log_every == 0 or step == tr.max_steps:
             scalars = {
-                "train/loss": running / n_running,
+                "train/loss": loop["running"] / loop["n_running"],
                 "train/lr": method.current_lr(),
                 "time/train_s": time.perf_counter() - t0,
             }
             bar.set_postfix(loss=f"{scalars['train/loss']:.4f}")
             for lg in loggers:
                 lg.log(scalars, step)
-            running, n_running = 0.0, 0
+            loop["running"], loop["n_running"] = 0.0, 0
         if tr.eval_every and (step % tr.eval_every == 0 or step == tr.max_steps):
             probs = predict_split(
                 val_predictive,
@@ -158,12 +175,32 @@ def fit(
                 tr.eval_max_examples,
             )
             m = M.classification_metrics(probs, task.evals[val_split].labels[: len(probs)], cfg.eval.ece_bins)
-            scalars = {f"val/{k}": v for k, v in m.items()} | {"time/train_s": time.perf_counter() - t0}
+            scalars = {f"val/{k}": v for k, v in m.items()}
+            if not (step % tr.log_every == 0 or step == tr.max_steps):  # time/train_s once per step
+                scalars["time/train_s"] = time.perf_counter() - t0
             log.info("step %d  %s", step, "  ".join(f"{k}={v:.4f}" for k, v in m.items()))
             for lg in loggers:
                 lg.log(scalars, step)
+        if tr.checkpoint_every and step % tr.checkpoint_every == 0 and step < tr.max_steps:
+            loop["train_s"] = time.perf_counter() - t0
+            state = {
+                "trainable": trainable_state(model),
+                "method": method.state_dict(),
+                "shared": ctx.shared,
+                "rng": rng_state(),
+                "loop": dict(loop),
+            }
+            checkpoint.save(run_dir, state, step, chash)
     bar.close()
     return step
+
+
+def restore(ctx: EvalContext, state: dict[str, Any]) -> None:
+    """Put a verified checkpoint's state back (weights, method, predictive state, RNG)."""
+    load_trainable_state(ctx.model, state["trainable"])
+    ctx.method.load_state_dict(state["method"])
+    ctx.shared.update(state["shared"])
+    set_rng_state(state["rng"])
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -209,9 +246,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             p.bind(ctx)
         record.labels = {name: p.label for name, p in predictives.items()}
         record.table_rows = [name for name, p in predictives.items() if p.in_table]
-        loggers = make_loggers(cfg, run_dir, chash)
+        if cfg.overwrite:
+            checkpoint.remove(run_dir)
+        resume = checkpoint.load(run_dir, chash, device)
+        if resume is not None:
+            restore(ctx, resume)
+        loggers = make_loggers(cfg, run_dir, chash, None if resume is None else int(resume["step"]))
 
-        record.steps = fit(cfg, ctx, task, predictives, val_predictive, loggers, device)
+        record.steps = fit(cfg, ctx, task, predictives, val_predictive, loggers, device, chash, resume)
 
         def post_fit_batches():
             for _, batch in eval_batches(
@@ -245,6 +287,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         model.save_pretrained(str(run_dir / "adapter"))
         record.status = "success"
         ok = True
+        if not cfg.trainer.keep_checkpoint:
+            checkpoint.remove(run_dir)
     except BaseException as e:
         record.status = "canceled" if isinstance(e, KeyboardInterrupt) else "failed"
         record.error = f"{type(e).__name__}: {e}"

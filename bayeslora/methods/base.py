@@ -37,6 +37,9 @@ def linear_decay(optimizer, total_steps: int, warmup_steps: int = 0):
 class Method:
     """Base training procedure: cross-entropy over the class logits, one optimizer step per batch."""
 
+    # Appended to the error when the loss becomes NaN/inf.
+    divergence_hint = "lower the learning rate"
+
     def __init__(self, name: str, predictives: list[str], val_predictive: str = "map", warmup_steps: int = 0):
         if not predictives:
             raise ConfigError(f"method {name!r} lists no predictives")

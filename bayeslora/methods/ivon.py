@@ -16,6 +16,8 @@ from bayeslora.methods.base import Method
 
 
 class IVONMethod(Method):
+    divergence_hint = "IVON diverges when ess is too small: raise method.ess, or lower the learning rate"
+
     def __init__(
         self,
         name: str,
