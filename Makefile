@@ -7,7 +7,7 @@ RESULTS ?= results
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all demo table prompts clean
+.PHONY: help install lint format test test-all demo table reproduce reproduce-dry prompts clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ demo: ## Offline demo: tiny Llama on the synthetic task, 3 seeds, then the table
 	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS)
 	@echo "--- shifted split ---"
 	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --split shifted --no-write
+
+reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|submitit_local|basic)
+	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=$(or $(LAUNCHER),slurm)
+
+reproduce-dry: ## Show the SLURM sweep of Table 1 (hydra config incl. the sweep params) without running
+	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=slurm --cfg hydra
 
 table: ## Build results/tables/$(EXP).{csv,md} from the run records (EXP=...)
 	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS)

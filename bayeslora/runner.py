@@ -33,6 +33,7 @@ from bayeslora.predictives import EvalContext, Predictive
 from bayeslora.records import RunRecord, config_hash, git_info, package_versions, should_skip, write_record
 from bayeslora.utils.device import peak_memory_mb, resolve_device
 from bayeslora.utils.instantiate import instantiate
+from bayeslora.utils.secrets import refuse_secret_keys, scrub
 from bayeslora.utils.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ def restore(ctx: EvalContext, state: dict[str, Any]) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate and record one run; returns the record as a dict."""
     run_dir = Path(cfg.run_dir)
+    refuse_secret_keys(OmegaConf.to_container(cfg, resolve=False))
     chash = config_hash(cfg)
     done = should_skip(run_dir, chash, cfg.overwrite)
     if done is not None:
@@ -232,7 +234,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         device = resolve_device(cfg.trainer.device)
         seed_everything(cfg.seed)
         model, tokenizer = build_model(cfg.model, device, cfg.seed)
-        task = build_task(cfg.dataset, tokenizer, cfg.trainer.max_length, cfg.eval.max_examples)
+        task = build_task(cfg.dataset, tokenizer, cfg.trainer.max_length, cfg.eval.max_examples, cfg.eval.ood)
         record.n_train = len(task.train)
         record.n_eval = {k: len(v) for k, v in task.evals.items()}
         record.eval_split = list(task.evals)[0]
@@ -291,8 +293,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             checkpoint.remove(run_dir)
     except BaseException as e:
         record.status = "canceled" if isinstance(e, KeyboardInterrupt) else "failed"
-        record.error = f"{type(e).__name__}: {e}"
-        record.traceback = traceback.format_exc()
+        record.error = scrub(f"{type(e).__name__}: {e}")
+        record.traceback = scrub(traceback.format_exc())
         raise
     finally:
         record.provenance = {

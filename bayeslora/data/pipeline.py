@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from bayeslora.data.templates import get_template
-from bayeslora.errors import DataError, TokenizerError
+from bayeslora.errors import ConfigError, DataError, TokenizerError
 from bayeslora.utils.instantiate import instantiate
 
 
@@ -113,7 +113,11 @@ def encode_prompts(tokenizer, name: str, examples, max_length: int) -> EncodedSp
     )
 
 
-def build_task(dataset_cfg, tokenizer, max_length: int, max_eval_examples: int | None = None) -> TaskData:
+def build_task(
+    dataset_cfg, tokenizer, max_length: int, max_eval_examples: int | None = None, ood: dict | None = None
+) -> TaskData:
+    """Training split + evaluation splits, plus the first evaluation split of each ``ood`` dataset
+    config as ``"<name>:<split>"`` (its classes must be the training dataset's)."""
     prepare_tokenizer(tokenizer)
     class_ids = class_token_ids(tokenizer, list(dataset_cfg.classes))
     source = instantiate(dataset_cfg.source)
@@ -129,6 +133,17 @@ def build_task(dataset_cfg, tokenizer, max_length: int, max_eval_examples: int |
         if max_eval_examples is not None:
             examples = examples[:max_eval_examples]
         evals[split] = encode_prompts(tokenizer, split, examples, max_length)
+    for name, ocfg in (ood or {}).items():
+        if list(ocfg.classes) != list(dataset_cfg.classes):
+            raise ConfigError(
+                f"OOD set {name!r} has classes {list(ocfg.classes)}, the training dataset "
+                f"{dataset_cfg.name!r} has {list(dataset_cfg.classes)}; they must match"
+            )
+        split = ocfg.eval_splits[0]
+        examples = load_examples(ocfg, split, instantiate(ocfg.source))
+        if max_eval_examples is not None:
+            examples = examples[:max_eval_examples]
+        evals[f"{name}:{split}"] = encode_prompts(tokenizer, f"{name}:{split}", examples, max_length)
     return TaskData(train, evals, list(dataset_cfg.classes), class_ids, tokenizer.pad_token_id)
 
 

@@ -1,0 +1,61 @@
+"""Keep secrets (HF_TOKEN, W&B keys, ...) out of records, config dumps and logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+from bayeslora.errors import ConfigError
+
+SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "WANDB_API_KEY")
+_SECRET_NAME = re.compile(r"(token|secret|password|passwd|api_key|apikey)", re.I)
+REDACTED = "***"
+
+
+def secret_values() -> list[str]:
+    """Values of the environment's secret variables (known names, or names that look secret)."""
+    vals = {os.environ.get(k, "") for k in SECRET_ENV}
+    vals |= {v for k, v in os.environ.items() if _SECRET_NAME.search(k)}
+    return sorted((v for v in vals if len(v) >= 8), key=len, reverse=True)
+
+
+def scrub(text: str | None) -> str | None:
+    if not text:
+        return text
+    for v in secret_values():
+        text = text.replace(v, REDACTED)
+    return text
+
+
+def refuse_secret_keys(container, path: str = "") -> None:
+    """Config keys that look like secrets are refused: secrets belong in the environment."""
+    if isinstance(container, dict):
+        for k, v in container.items():
+            key = f"{path}.{k}" if path else str(k)
+            if _SECRET_NAME.search(str(k)) and isinstance(v, str) and v:
+                raise ConfigError(
+                    f"config key {key!r} looks like a secret; pass secrets through the environment "
+                    f"(HF_TOKEN, WANDB_API_KEY), never the config (it is written to disk and W&B)"
+                )
+            refuse_secret_keys(v, key)
+    elif isinstance(container, list):
+        for i, v in enumerate(container):
+            refuse_secret_keys(v, f"{path}[{i}]")
+
+
+class ScrubFilter(logging.Filter):
+    """Redacts secret values from every log record that passes through a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = scrub(msg)
+        if clean != msg:
+            record.msg, record.args = clean, ()
+        return True
+
+
+def install_log_filter() -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())
