@@ -240,4 +240,4 @@ def class_logits(model, batch: dict[str, torch.Tensor], class_ids: list[int]) ->
             "the LM head is quantized; keep it in floating point (bitsandbytes skips it by default)"
         )
     rows = weight[torch.as_tensor(class_ids, device=weight.device)]
-    return (h.to(rows.dtype) @ rows.T).float()
+    return h.float() @ rows.float().T  # C rows only: cheap in fp32 whatever the base dtype

@@ -241,7 +241,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         method = instantiate(cfg.method)
         method.setup(model, task.class_ids, cfg.trainer.max_steps, len(task.train), int(cfg.seed))
-        ctx = EvalContext(model=model, method=method, class_ids=task.class_ids, seed=int(cfg.seed))
+        ctx = EvalContext(
+            model=model,
+            method=method,
+            class_ids=task.class_ids,
+            seed=int(cfg.seed),
+            sample_chunk=int(cfg.eval.sample_chunk),
+        )
         predictives = build_predictives(cfg, method.predictives)
         val_predictive = next(iter(build_predictives(cfg, [method.val_predictive]).values()))
         for p in [*predictives.values(), val_predictive]:

@@ -111,6 +111,47 @@ def test_swag_start_after_last_step_is_refused_before_training(compose, tiny_ove
         _context(compose, tiny_overrides, "adamw", steps=3, extra=("predictive.swag.start_step=50",))
 
 
+# -- batched sampling ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "method,name,quant",
+    [
+        ("ivon", "ivon", "none"),
+        ("ivon", "ivon_tau", "none"),
+        ("adamw", "swag", "none"),
+        ("ivon", "ivon", "8bit"),
+    ],
+)
+def test_batched_samples_equal_sequential_passes(compose, tiny_overrides, method, name, quant):
+    _, ctx, preds, batch = _context(
+        compose, tiny_overrides, method, extra=(*SWAG_EARLY, f"model.quantization={quant}")
+    )
+    # (τ = 0 draws the mean every time)
+    chosen = [
+        p for n, p in preds.items() if n.startswith(name) and p.n_samples > 1 and getattr(p, "tau", 1) > 0
+    ]
+    assert chosen
+    for p in chosen:
+        ctx.sample_chunk = 1
+        sequential = p.predict(ctx, batch)
+        ctx.sample_chunk = 4  # 10 samples -> chunks of 4, 4, 2
+        batched = p.predict(ctx, batch)
+        torch.testing.assert_close(batched, sequential, rtol=1e-4, atol=1e-5)
+        assert not torch.equal(sequential[0], sequential[1]), "samples differ"
+
+
+def test_batched_mc_dropout_has_the_same_distribution(compose, tiny_overrides):
+    _, ctx, preds, batch = _context(compose, tiny_overrides, "adamw", extra=SWAG_EARLY)
+    p = preds["mc_dropout"]
+    p.n_samples = 200
+    ctx.sample_chunk = 1
+    sequential = p.predict(ctx, batch)
+    ctx.sample_chunk = 50
+    batched = p.predict(ctx, batch)
+    assert batched.shape == sequential.shape == (200, 8, 4)
+    torch.testing.assert_close(batched.mean(0), sequential.mean(0), atol=0.03, rtol=0)
+    torch.testing.assert_close(batched.std(0), sequential.std(0), atol=0.03, rtol=0)
+
+
 # -- MC dropout -----------------------------------------------------------------------------------
 def test_mc_dropout_samples_differ_and_map_is_deterministic(compose, tiny_overrides):
     cfg, ctx, preds, batch = _context(compose, tiny_overrides, "adamw", extra=SWAG_EARLY)

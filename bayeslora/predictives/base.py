@@ -23,6 +23,8 @@ class EvalContext:
     method: Any
     class_ids: list[int]
     seed: int = 0
+    # How many weight samples share one batched forward (the batch repeated per sample); 1 = sequential.
+    sample_chunk: int = 1
     # State shared between predictives of one run (e.g. one SWAG collector for `swa` and `swag`).
     shared: dict[str, Any] = field(default_factory=dict)
 

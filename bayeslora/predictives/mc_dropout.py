@@ -9,7 +9,7 @@ import torch
 
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
-from bayeslora.predictives.sampling import set_dropout
+from bayeslora.predictives.sampling import repeat_batch, set_dropout
 
 
 class MCDropoutPredictive(Predictive):
@@ -26,8 +26,14 @@ class MCDropoutPredictive(Predictive):
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
         ctx.model.eval()
         set_dropout(ctx.model, True)
-        try:
-            out = [torch.softmax(ctx.logits(batch), dim=-1) for _ in range(self.n_samples)]
+        bsz = batch["input_ids"].shape[0]
+        chunk = max(1, int(ctx.sample_chunk))
+        out = []
+        try:  # every copy of a repeated batch draws its own dropout mask
+            for first in range(0, self.n_samples, chunk):
+                k = min(chunk, self.n_samples - first)
+                logits = ctx.logits(repeat_batch(batch, k) if k > 1 else batch)
+                out.append(torch.softmax(logits, dim=-1).view(k, bsz, -1))
         finally:
             set_dropout(ctx.model, False)
-        return torch.stack(out)
+        return torch.cat(out)

@@ -49,12 +49,62 @@ def set_dropout(model, train: bool) -> int:
     return n
 
 
+def repeat_batch(batch: dict[str, torch.Tensor], times: int) -> dict[str, torch.Tensor]:
+    """The batch stacked ``times`` times along the batch axis (sample-major)."""
+    return {k: v.repeat(times, *([1] * (v.dim() - 1))) for k, v in batch.items()}
+
+
+@contextmanager
+def per_sample_lora(model, vectors: torch.Tensor) -> Iterator[None]:
+    """Make a forward on a batch repeated ``S = len(vectors)`` times use LoRA weights ``vectors[s]``
+    for the ``s``-th copy: forward hooks recompute every LoRA matrix's output with its per-sample
+    weights (one batched forward instead of S passes)."""
+    offsets, offset = {}, 0
+    for _, p in lora_parameters(model):
+        offsets[id(p)] = (offset, p.shape)
+        offset += p.numel()
+    if offset != vectors.shape[1]:
+        raise ValueError(f"weight vectors have {vectors.shape[1]} entries, the LoRA parameters {offset}")
+    n = vectors.shape[0]
+    handles = []
+
+    def hook(module, inputs, output):
+        start, shape = offsets[id(module.weight)]
+        w = vectors[:, start : start + shape.numel()].view(n, *shape).to(inputs[0].dtype)
+        x = inputs[0].reshape(n, -1, *inputs[0].shape[1:])  # [S, B, ..., in]
+        y = torch.einsum("sb...i,soi->sb...o", x, w)
+        return y.reshape(output.shape)
+
+    for name, module in model.named_modules():
+        w = getattr(module, "weight", None)
+        if isinstance(module, torch.nn.Linear) and w is not None and id(w) in offsets:
+            if module.bias is not None:
+                raise ValueError(f"{name}: LoRA matrices with a bias are not supported")
+            handles.append(module.register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 @torch.no_grad()
 def average_over_samples(ctx, batch, weights: Callable[[int], torch.Tensor], n_samples: int) -> torch.Tensor:
-    """Softmax probabilities ``[n_samples, batch, classes]``, one pass per weight sample (dropout off)."""
+    """Softmax probabilities ``[n_samples, batch, classes]`` for the LoRA weight samples
+    ``weights(0..n_samples-1)``, dropout off. ``ctx.sample_chunk`` samples share one batched forward
+    (the batch repeated per sample); ``sample_chunk=1`` runs one pass per sample."""
     ctx.model.eval()
+    chunk = max(1, int(getattr(ctx, "sample_chunk", 1)))
+    bsz = batch["input_ids"].shape[0]
     out = []
-    for s in range(n_samples):
-        with lora_weights(ctx.model, weights(s)):
-            out.append(torch.softmax(ctx.logits(batch), dim=-1))
-    return torch.stack(out)
+    for first in range(0, n_samples, chunk):
+        idx = range(first, min(first + chunk, n_samples))
+        if len(idx) == 1:
+            with lora_weights(ctx.model, weights(idx[0])):
+                out.append(torch.softmax(ctx.logits(batch), dim=-1).unsqueeze(0))
+            continue
+        vectors = torch.stack([weights(s) for s in idx])
+        with per_sample_lora(ctx.model, vectors):
+            logits = ctx.logits(repeat_batch(batch, len(idx)))
+        out.append(torch.softmax(logits, dim=-1).view(len(idx), bsz, -1))
+    return torch.cat(out)
