@@ -7,7 +7,7 @@ RESULTS ?= results
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all demo table reproduce reproduce-dry prompts clean
+.PHONY: help install lint format test test-all demo table reproduce reproduce-dry bench prompts clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ reproduce-dry: ## Show the SLURM sweep of Table 1 (hydra config incl. the sweep 
 
 table: ## Build results/tables/$(EXP).{csv,md} from the run records (EXP=...)
 	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS)
+
+bench: ## Benchmark ratios (methods vs AdamW, predictives vs one pass, padding) -> results/bench/
+	HF_HUB_OFFLINE=1 $(PYTHON) scripts/bench.py
 
 prompts: ## Show prompts of a dataset: make prompts DATASET=arc_c (needs BAYESLORA_DATA_DIR offline)
 	$(PYTHON) -m bayeslora.prompts dataset=$(or $(DATASET),arc_c) n=3

@@ -1,0 +1,291 @@
+"""Benchmark: ratios measured in ONE process on the same model and batches.
+
+    python scripts/bench.py                       # tiny + smollm2_135m on CPU (make bench)
+    python scripts/bench.py --models tiny --steps 20
+
+Measures, per model:
+- training step time of each method relative to AdamW (IVON, BLoB, AdamW + SWAG collection at
+  every step), median over repeated steps after warm-up, the methods interleaved step by step so
+  machine noise hits all of them alike;
+- evaluation time of each predictive relative to one ``map`` pass on the same batch (MC dropout,
+  SWA, SWAG, IVON, the τ grid, Laplace incl. its Jacobians), batched and one-pass-per-sample;
+  Laplace's curvature fit relative to training on the same examples (one "epoch" of them);
+- padding waste (tokens processed / real tokens) for training and evaluation batches, per dataset,
+  with this project's dynamic padding and with padding to the maximum length as peers do;
+- peak memory (CPU RSS, CUDA max allocated).
+
+Writes results/bench/bench.json and results/bench/bench.md, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bayeslora.config import compose_config  # noqa: E402
+from bayeslora.data import build_task, eval_batches, train_batches  # noqa: E402
+from bayeslora.data.pipeline import encode_prompts, load_examples, prepare_tokenizer  # noqa: E402
+from bayeslora.models import build_model  # noqa: E402
+from bayeslora.predictives import EvalContext  # noqa: E402
+from bayeslora.runner import build_predictives  # noqa: E402
+from bayeslora.utils.device import peak_memory_mb  # noqa: E402
+from bayeslora.utils.instantiate import instantiate  # noqa: E402
+
+DATASETS = ["winogrande_s", "winogrande_m", "arc_c", "arc_e", "obqa", "boolq"]
+METHODS = ["adamw", "ivon", "blob"]
+
+
+def now(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def model_overrides(name: str, data_dir: str | None) -> list[str]:
+    if name == "tiny":
+        return ["model=tiny", "dataset=synthetic", "dataset.source.n_train=256"]
+    return [f"model={name}", "dataset=winogrande_s"] + ([f"paths.data_dir={data_dir}"] if data_dir else [])
+
+
+def setup_run(model_name: str, method: str, data_dir, device, steps_total: int, extra=()):
+    cfg = compose_config(
+        [
+            *model_overrides(model_name, data_dir),
+            f"method={method}",
+            "trainer.device=cpu",
+            "predictive.swag.start_step=1",
+            "predictive.swag.interval=1",
+            *extra,
+        ]
+    )
+    model, tok = build_model(cfg.model, device, cfg.seed)
+    task = build_task(cfg.dataset, tok, cfg.trainer.max_length, 64)
+    m = instantiate(cfg.method)
+    m.setup(model, task.class_ids, steps_total, len(task.train), cfg.seed)
+    ctx = EvalContext(model, m, task.class_ids, seed=cfg.seed, sample_chunk=int(cfg.eval.sample_chunk))
+    return cfg, ctx, task
+
+
+def bench_training(model_name, data_dir, device, steps, warmup, methods):
+    runs = {}
+    for method in methods:
+        try:
+            runs[method] = setup_run(model_name, method, data_dir, device, steps + warmup)
+        except Exception as e:  # e.g. a method not available in this checkout
+            print(f"  skip {method}: {type(e).__name__}: {e}")
+    # the same batches for every method
+    cfg0, ctx0, task0 = runs["adamw"]
+    stream = train_batches(task0.train, 4, 0, task0.pad_id, 8)
+    batches = [{k: v.to(device) for k, v in next(stream).items()} for _ in range(steps + warmup)]
+    swag = build_predictives(cfg0, ["swag"])["swag"]
+    times = {name: [] for name in [*runs, "adamw+swag"]}
+    swag_ctx = None
+    for i, batch in enumerate(batches):
+        for name, (_, ctx, _) in runs.items():
+            ctx.model.train()
+            t0 = now(device)
+            ctx.method.train_step(ctx.model, batch)
+            t1 = now(device)
+            if i >= warmup:
+                times[name].append(t1 - t0)
+            if name == "adamw":  # the same AdamW step, then one SWAG collection (interval 1: worst case)
+                swag_ctx = swag_ctx or ctx
+                t2 = now(device)
+                swag.on_train_step(ctx, i + 1)
+                t3 = now(device)
+                if i >= warmup:
+                    times["adamw+swag"].append(t1 - t0 + t3 - t2)
+    med = {k: statistics.median(v) for k, v in times.items() if v}
+    return runs, batches, {k: {"median_s": v, "ratio_vs_adamw": v / med["adamw"]} for k, v in med.items()}
+
+
+def time_call(fn, device, repeat):
+    fn()  # warm-up (allocations, lazy initialisation)
+    out = []
+    for _ in range(repeat):
+        t0 = now(device)
+        fn()
+        out.append(now(device) - t0)
+    return statistics.median(out)
+
+
+def bench_predictives(runs, device, repeat, train_s_per_example):
+    results = {}
+    cfg, ctx, task = runs["adamw"]
+    _, batch = next(eval_batches(task.evals[list(task.evals)[0]], 8, task.pad_id, 8))
+    batch = {k: v.to(device) for k, v in batch.items()}
+    names = ["map", "mc_dropout", "swa", "swag", "laplace_kfac", "laplace_diag"]
+    preds = build_predictives(cfg, names)
+    fit_examples = 32
+    fit_batches = [b for _, b in eval_batches(task.train, 8, task.pad_id, 8)][: fit_examples // 8]
+    fit_batches = [{k: v.to(device) for k, v in b.items()} for b in fit_batches]
+    t0 = now(device)
+    for n in ("laplace_kfac", "laplace_diag"):
+        preds[n].post_fit(ctx, lambda: iter(fit_batches))
+    laplace_fit = now(device) - t0
+    results["laplace_fit_vs_training_same_examples"] = laplace_fit / (train_s_per_example * fit_examples)
+    ctx.sample_chunk = 1
+    base = time_call(lambda: preds["map"].predict(ctx, batch), device, repeat)
+    results["map_pass_s"] = base
+    for n, p in preds.items():
+        for chunk in sorted({1, int(cfg.eval.sample_chunk)}):
+            ctx.sample_chunk = chunk
+            t = time_call(lambda p=p: p.predict(ctx, batch), device, max(1, repeat // 2))
+            key = n if chunk == 1 else f"{n} (batched {chunk})"
+            results[key] = {
+                "ratio_vs_map": t / base,
+                "samples": p.n_samples,
+                "ratio_vs_samples_x_map": t / (base * p.n_samples),
+            }
+    for method, names in (("ivon", ["ivon_mean", "ivon", "ivon_tau"]), ("blob", ["blob_mean", "blob"])):
+        if method not in runs:
+            continue
+        mcfg, mctx, _ = runs[method]
+        for n, p in build_predictives(mcfg, names).items():
+            p.bind(mctx)
+            for chunk in sorted({1, int(mcfg.eval.sample_chunk)}):
+                mctx.sample_chunk = chunk
+                t = time_call(lambda p=p, c=mctx: p.predict(c, batch), device, max(1, repeat // 2))
+                key = n if chunk == 1 else f"{n} (batched {chunk})"
+                results[key] = {
+                    "ratio_vs_map": t / base,
+                    "samples": p.n_samples,
+                    "ratio_vs_samples_x_map": t / (base * p.n_samples),
+                }
+    return results
+
+
+def padding_waste(tokenizer, data_dir, max_length=320):
+    out = {}
+    prepare_tokenizer(tokenizer)
+    for name in DATASETS:
+        cfg = compose_config([f"dataset={name}", f"paths.data_dir={data_dir}"])
+        row = {}
+        for split, bs in ((cfg.dataset.train_split, 4), (cfg.dataset.eval_splits[0], 8)):
+            enc = encode_prompts(tokenizer, split, load_examples(cfg.dataset, split), max_length)
+            real = enc.n_tokens()
+            if split == cfg.dataset.train_split:
+                stream = train_batches(enc, bs, 0, tokenizer.pad_token_id, 8)
+                processed = sum(next(stream)["input_ids"].numel() for _ in range(len(enc) // bs))
+                real = sum(len(x) for x in enc.input_ids[: (len(enc) // bs) * bs])  # whole batches only
+                key = "train"
+            else:
+                processed = sum(
+                    b["input_ids"].numel() for _, b in eval_batches(enc, bs, tokenizer.pad_token_id, 8)
+                )
+                key = "eval"
+            row[key] = processed / real
+            row[f"{key}_pad_to_max"] = len(enc) * max_length / sum(len(x) for x in enc.input_ids)
+            row[f"{key}_mean_tokens"] = real / (len(enc) if key == "eval" else (len(enc) // bs) * bs)
+        out[name] = row
+    return out
+
+
+def to_markdown(report: dict) -> str:
+    lines = [f"# bench ({report['machine']})", ""]
+    for model, r in report["models"].items():
+        lines += [f"## {model}", "", "| training step | median s | × AdamW |", "|---|---|---|"]
+        for k, v in r["training"].items():
+            lines.append(f"| {k} | {v['median_s']:.4f} | {v['ratio_vs_adamw']:.3f} |")
+        lines += [
+            "",
+            f"one `map` pass (batch 8): {r['predictives']['map_pass_s']:.4f} s; Laplace fit / training on "
+            f"the same examples: {r['predictives']['laplace_fit_vs_training_same_examples']:.2f}",
+            "",
+            "| predictive | samples | × map | × (samples · map) |",
+            "|---|---|---|---|",
+        ]
+        for k, v in r["predictives"].items():
+            if isinstance(v, dict):
+                lines.append(
+                    f"| {k} | {v['samples']} | {v['ratio_vs_map']:.2f} | {v['ratio_vs_samples_x_map']:.3f} |"
+                )
+        lines += ["", f"peak memory: {r['memory']}", ""]
+    if report.get("padding"):
+        lines += [
+            "## padding waste (tokens processed / real tokens, Llama-2 tokenizer)",
+            "",
+            "| dataset | train (dynamic) | train (pad to 320) | eval (bucketed) | eval (pad to 320) |",
+            "|---|---|---|---|---|",
+        ]
+        for d, r in report["padding"].items():
+            lines.append(
+                f"| {d} | {r['train']:.3f} | {r['train_pad_to_max']:.2f} | {r['eval']:.3f} | "
+                f"{r['eval_pad_to_max']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="tiny,smollm2_135m")
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps per method")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5, help="repeats of each evaluation timing")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--data-dir", default=os.environ.get("BAYESLORA_DATA_DIR", str(ROOT.parent / "shared/data"))
+    )
+    ap.add_argument("--tokenizer", default=str(ROOT.parent / "shared/models/llama2-tokenizer"))
+    ap.add_argument("--out", default=str(ROOT / "results" / "bench"))
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    machine = (
+        torch.cuda.get_device_name(0)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {args.threads} threads"
+    )
+    report = {"machine": machine, "torch": torch.__version__, "models": {}, "args": vars(args)}
+    data_dir = args.data_dir if Path(args.data_dir).is_dir() else None
+    for model_name in args.models.split(","):
+        if model_name != "tiny" and data_dir is None:
+            print(f"skip {model_name}: no data folder")
+            continue
+        print(f"== {model_name}: training steps", flush=True)
+        runs, _, training = bench_training(model_name, data_dir, device, args.steps, args.warmup, METHODS)
+        for k, v in training.items():
+            print(f"  {k:12s} {v['median_s']:.4f} s  ×AdamW {v['ratio_vs_adamw']:.3f}", flush=True)
+        print(f"== {model_name}: predictives", flush=True)
+        preds = bench_predictives(runs, device, args.repeat, training["adamw"]["median_s"] / 4)
+        for k, v in preds.items():
+            print(
+                f"  {k:28s} {v if not isinstance(v, dict) else {kk: round(vv, 3) for kk, vv in v.items()}}",
+                flush=True,
+            )
+        report["models"][model_name] = {
+            "training": training,
+            "predictives": preds,
+            "memory": peak_memory_mb(device),
+        }
+        del runs
+    if data_dir and Path(args.tokenizer).is_dir():
+        from transformers import AutoTokenizer
+
+        print("== padding waste", flush=True)
+        report["padding"] = padding_waste(AutoTokenizer.from_pretrained(args.tokenizer), data_dir)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    md = to_markdown(report)
+    (out / "bench.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
