@@ -1,5 +1,8 @@
 """The predictive contract.
 
+State a predictive accumulates during training (e.g. SWAG moments) lives in ``ctx.shared``, which
+checkpoints save and restore.
+
 Lifecycle in a run: ``bind`` (once, after the method is set up; refuse a method you cannot serve),
 ``on_train_step`` (after every optimizer step; e.g. SWAG collects moments), ``post_fit`` (after
 training; e.g. Laplace fits curvature), then ``predict`` per evaluation batch. Predictives return
@@ -70,9 +73,3 @@ class Predictive:
     def info(self) -> dict[str, Any]:
         """Scalars worth keeping in the record (e.g. a tuned prior precision, a fit time)."""
         return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
