@@ -15,7 +15,6 @@ collection. The collection is a few vector operations every ``interval`` steps.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
@@ -65,20 +64,6 @@ class SWAGCollector:
         z2 = torch.randn(k, generator=generator, device=self.mean.device)
         low = self.deviation_matrix() @ z2
         return self.mean + math.sqrt(scale) * (diag / math.sqrt(2.0) + low / math.sqrt(2.0 * (k - 1)))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "n": self.n,
-            "mean": self.mean,
-            "sq_mean": self.sq_mean,
-            "deviations": list(self.deviations),
-            "last_step": self.last_step,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rank, self.n, self.last_step = state["rank"], state["n"], state["last_step"]
-        self.mean, self.sq_mean, self.deviations = state["mean"], state["sq_mean"], list(state["deviations"])
 
 
 class SWAGPredictive(Predictive):
@@ -135,6 +120,3 @@ class SWAGPredictive(Predictive):
         return average_over_samples(
             ctx, batch, lambda s: c.sample(self.scale, ctx.generator("swag", self.scale, s)), self.n_samples
         )
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
