@@ -2,8 +2,9 @@
 
 ``blob`` averages the softmax over ``n_samples`` draws A_s = M + σ ∘ E_s (B at its trained value,
 dropout off); each draw is seeded by the run seed and its index, so it is one model applied to the
-whole split. (The authors evaluate with Flipout noise on every forward pass; per input its
-distribution is the same N(M, σ²).) ``blob_mean`` is one deterministic pass at M.
+whole split, and ``ctx.sample_chunk`` draws share one forward on the batch repeated per draw (the
+same draws as sequential passes). The authors evaluate with Flipout noise on every forward pass;
+per input its distribution is the same N(M, σ²). ``blob_mean`` is one deterministic pass at M.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from bayeslora.errors import ConfigError
 from bayeslora.methods.blob import BLoBMethod
 from bayeslora.predictives.base import EvalContext, Predictive
+from bayeslora.predictives.sampling import repeat_batch
 
 
 def _require_blob(ctx: EvalContext, label: str) -> None:
@@ -34,11 +36,19 @@ class BLoBPredictive(Predictive):
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
         ctx.model.eval()
+        chunk = max(1, int(getattr(ctx, "sample_chunk", 1)))
+        bsz = batch["input_ids"].shape[0]
         out = []
-        for s in range(self.n_samples):
-            with ctx.method.sampled(ctx.generator("blob", s)):
-                out.append(torch.softmax(ctx.logits(batch), dim=-1))
-        return torch.stack(out)
+        for first in range(0, self.n_samples, chunk):
+            gens = [ctx.generator("blob", s) for s in range(first, min(first + chunk, self.n_samples))]
+            if len(gens) == 1:
+                with ctx.method.sampled(gens[0]):
+                    out.append(torch.softmax(ctx.logits(batch), dim=-1).unsqueeze(0))
+                continue
+            with ctx.method.sampled(gens):  # one forward on the batch repeated per sample
+                logits = ctx.logits(repeat_batch(batch, len(gens)))
+            out.append(torch.softmax(logits, dim=-1).view(len(gens), bsz, -1))
+        return torch.cat(out)
 
 
 class BLoBMeanPredictive(Predictive):
