@@ -39,7 +39,7 @@ def tiny_base(tmp_path):
         "dataset=synthetic",
         "debug=fast",
         f"paths.root={tmp_path}",
-        "trainer.num_threads=2",
+        "trainer.num_threads=1",
     ]
 
 
