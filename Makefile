@@ -7,7 +7,7 @@ RESULTS ?= results
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all demo table reproduce reproduce-dry bench prompts clean
+.PHONY: help install lint format test test-all demo table figures reproduce reproduce-dry bench prompts clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -31,10 +31,9 @@ test: ## Default test suite (CPU, offline, excludes slow/gpu)
 test-all: ## All tests including slow ones
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest -m "not gpu"
 
-demo: ## Offline demo: tiny Llama on the synthetic task, 3 seeds, then the table (~3 min on 2 CPU cores)
+demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 seeds, table + figures (<5 min, 2 CPU cores)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=demo
-	$(PYTHON) -m bayeslora.ensemble $(RESULTS)/runs/demo/synthetic/tiny/adamw --seeds 21,42,87
-	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS)
+	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --posthoc-ensemble --figures
 	@echo "--- shifted split ---"
 	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --split shifted --no-write
 
@@ -44,8 +43,11 @@ reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|su
 reproduce-dry: ## Show the SLURM sweep of Table 1 (hydra config incl. the sweep params) without running
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=slurm --cfg hydra
 
-table: ## Build results/tables/$(EXP).{csv,md} from the run records (EXP=...)
-	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS)
+table: ## Build results/tables/$(EXP).{csv,md,tex} from the run records (EXP=..., ARGS="--figures --recompute --ece-bins 15 --posthoc-ensemble --wandb")
+	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS) $(ARGS)
+
+figures: ## Draw results/figures/$(EXP)/: Figure 1 (τ grid), Figure 2 (val acc vs hours), reliability diagrams
+	$(PYTHON) -m bayeslora.figures $(EXP) --results-dir $(RESULTS)
 
 bench: ## Benchmark ratios (methods vs AdamW, predictives vs one pass, padding) -> results/bench/
 	HF_HUB_OFFLINE=1 $(PYTHON) scripts/bench.py
