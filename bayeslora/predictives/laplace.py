@@ -261,9 +261,15 @@ class LaplacePredictive(Predictive):
         self.posterior.prior_precision = self.prior_init
         if self.tune:
             self.posterior.tune_prior(self.prior_init, self.tune_lr, self.tune_steps)
+        factors = (
+            list(curv.A.values()) + list(curv.G.values())
+            if self.structure == "kfac"
+            else list(curv.diag.values())
+        )
         self.summary = {
             "prior_precision": self.posterior.prior_precision,
             "curvature_fit_s": curv.seconds,
+            "curvature_mb": sum(t.numel() * t.element_size() for t in factors) / 2**20,
             "posterior_s": time.perf_counter() - t0,
             "n_examples": curv.n_examples,
             "log_marginal_likelihood": float(
