@@ -192,6 +192,63 @@ class TinyLlama:
             return _from_pretrained(tmp, quantization, dtype, device), tok
 
 
+def quantize_8bit_(model, device: torch.device, skip: tuple[str, ...] = ("lm_head",)) -> None:
+    """Replace every ``nn.Linear`` (but ``skip``) by a bitsandbytes ``Linear8bitLt``, in place."""
+    import bitsandbytes as bnb
+
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.Linear) and name not in skip:
+                new = bnb.nn.Linear8bitLt(
+                    child.in_features,
+                    child.out_features,
+                    bias=child.bias is not None,
+                    has_fp16_weights=False,
+                    threshold=6.0,
+                )
+                new.weight = bnb.nn.Int8Params(
+                    child.weight.data.cpu(), requires_grad=False, has_fp16_weights=False
+                )
+                if child.bias is not None:
+                    new.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+                setattr(module, name, new.to(device))  # quantises on the move
+                del child
+
+
+class RandomLlama:
+    """A Llama of any architecture with random weights, built directly on the device (no download):
+    e.g. the Llama-2-7B shape for benchmarks (``conf/model/llama2_7b_random.yaml``). With
+    ``quantization: 8bit`` its linear layers become bitsandbytes ``Linear8bitLt`` (LM head kept)."""
+
+    def __init__(self, tokenizer_path: str | None = None, init_seed: int = 0, **config):
+        self.tokenizer_path = tokenizer_path
+        self.init_seed = init_seed
+        self.config = config
+
+    def load(self, quantization: str, dtype, device: torch.device):
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+        if self.tokenizer_path and Path(self.tokenizer_path).is_dir():
+            tok = AutoTokenizer.from_pretrained(self.tokenizer_path)
+        else:
+            tok = tiny_tokenizer()
+        if len(tok) > self.config.get("vocab_size", len(tok)):
+            raise ConfigError(
+                f"tokenizer has {len(tok)} tokens, more than vocab_size {self.config['vocab_size']}"
+            )
+        torch_dtype = dtype if isinstance(dtype, torch.dtype) else torch.float32
+        state = torch.random.get_rng_state()
+        torch.manual_seed(self.init_seed)
+        with torch.device(device):
+            model = LlamaForCausalLM._from_config(LlamaConfig(**self.config), dtype=torch_dtype)
+        torch.random.set_rng_state(state)
+        if quantization == "8bit":
+            quantize_8bit_(model, device)
+        elif quantization not in (None, "none"):
+            raise ConfigError(f"RandomLlama supports quantization 8bit or none, not {quantization!r}")
+        return model, tok
+
+
 def attach_lora(model, lora_cfg):
     from peft import LoraConfig, get_peft_model
 

@@ -139,3 +139,6 @@ def test_secrets_never_reach_the_record(compose, tiny_base, tmp_path, monkeypatc
     assert secret not in text and "***" in text
     with pytest.raises(ConfigError, match="looks like a secret"):
         run(compose(tiny_base + [f"+hf_token={secret}"]))
+    from bayeslora.utils.secrets import refuse_secret_keys
+
+    refuse_secret_keys({"model": {"tokenizer_path": "/some/where", "key_order": "x"}})  # not secrets

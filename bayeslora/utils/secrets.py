@@ -9,7 +9,8 @@ import re
 from bayeslora.errors import ConfigError
 
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "WANDB_API_KEY")
-_SECRET_NAME = re.compile(r"(token|secret|password|passwd|api_key|apikey)", re.I)
+# whole words of a key: hf_token, WANDB_API_KEY, db_password; not tokenizer_path
+_SECRET_NAME = re.compile(r"(^|_)(token|secret|password|passwd|api_key|apikey)($|_)", re.I)
 REDACTED = "***"
 
 

@@ -1,0 +1,51 @@
+"""Model builders: the Llama-2-7B shape (meta device), random-weight Llama in 8-bit, LoRA placement."""
+
+from __future__ import annotations
+
+import bitsandbytes as bnb
+import torch
+from omegaconf import OmegaConf
+
+from bayeslora.models import attach_lora, build_model
+from bayeslora.runner import run
+
+
+def test_llama2_7b_shape_and_lora_count_on_meta(compose):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = compose(["model=llama2_7b_random"])
+    arch = {
+        k: v
+        for k, v in OmegaConf.to_container(cfg.model.loader).items()
+        if k not in ("_target_", "tokenizer_path", "init_seed")
+    }
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(**arch))
+    model = attach_lora(model, cfg.model.lora)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    assert trainable == 4_194_304  # 32 layers x (q: 8*(4096+4096) + v: 8*(4096+4096))
+    assert total == 6_742_609_920
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert all(".q_proj." in n or ".v_proj." in n for n in names) and not any("lm_head" in n for n in names)
+
+
+def test_random_llama_in_8bit_trains(compose, tiny_overrides):
+    small = [
+        "model=llama2_7b_random",
+        "model.loader.hidden_size=64",
+        "model.loader.intermediate_size=128",
+        "model.loader.num_hidden_layers=2",
+        "model.loader.num_attention_heads=4",
+        "model.loader.num_key_value_heads=4",
+        "model.dtype=float32",
+        "method.predictives=[map]",
+    ]
+    cfg = compose(tiny_overrides + small)
+    model, _ = build_model(cfg.model, torch.device("cpu"), 0)
+    base = model.get_base_model()
+    assert isinstance(base.model.layers[0].mlp.down_proj, bnb.nn.Linear8bitLt)
+    assert isinstance(base.model.layers[0].self_attn.q_proj.base_layer, bnb.nn.Linear8bitLt)
+    assert isinstance(base.lm_head, torch.nn.Linear) and base.lm_head.weight.dtype == torch.float32
+    rec = run(cfg)
+    assert rec["status"] == "success" and rec["provenance"]["n_lora_params"] == 2 * (8 * 128 + 8 * 128)
