@@ -293,6 +293,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if cfg.eval.save_predictions:
             np.savez_compressed(run_dir / "preds.npz", **saved)
         model.save_pretrained(str(run_dir / "adapter"))
+        method.save_artifacts(run_dir)
         record.status = "success"
         ok = True
         if not cfg.trainer.keep_checkpoint:

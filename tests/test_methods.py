@@ -231,6 +231,10 @@ def test_ivon_run_tau_zero_is_exactly_the_mean(compose, tiny_overrides):
     assert not np.array_equal(preds["validation/ivon_tau1"], preds["validation/ivon_mean"])
     # τ = 1 with the same draws is the `ivon` predictive
     np.testing.assert_array_equal(preds["validation/ivon_tau1"], preds["validation/ivon"])
+    # the posterior is saved for analysis: v = 1 / (ess (hess + wd))
+    post = torch.load(Path(cfg.run_dir) / "ivon_posterior.pt")
+    torch.testing.assert_close(post["variance"], 1.0 / (post["ess"] * (post["hess"] + post["weight_decay"])))
+    assert post["mean"].numel() == rec["provenance"]["n_lora_params"] == post["variance"].numel()
 
 
 # -- ensembles ------------------------------------------------------------------------------------

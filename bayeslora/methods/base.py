@@ -91,6 +91,9 @@ class Method:
     def current_lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def save_artifacts(self, run_dir) -> None:
+        """Write method-specific results beside the record (e.g. IVON's posterior); default: none."""
+
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}

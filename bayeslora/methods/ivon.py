@@ -102,6 +102,15 @@ class IVONMethod(Method):
             "hess": hess.detach().cpu(),
         }
 
+    def save_artifacts(self, run_dir) -> None:
+        """``ivon_posterior.pt``: flat mean, variance and Hessian of the LoRA weights (and their shapes)."""
+        from pathlib import Path
+
+        state = self.posterior_state()
+        state["ess"], state["weight_decay"] = self.ess, self.weight_decay
+        state["shapes"] = [tuple(p.shape) for g in self.optimizer.param_groups for p in g["params"]]
+        torch.save(state, Path(run_dir) / "ivon_posterior.pt")
+
     def state_dict(self) -> dict[str, Any]:
         # ivon-opt keeps its step counter (used for debiasing) outside state_dict: save it here.
         return super().state_dict() | {"ivon_current_step": self.optimizer.current_step}
