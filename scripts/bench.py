@@ -83,22 +83,30 @@ def setup_run(model_name: str, method: str, data_dir, device, steps_total: int, 
     return cfg, ctx, task
 
 
-def bench_training(model_name, data_dir, device, steps, warmup, methods):
-    runs = {}
+def bench_training(model_name, data_dir, device, steps, warmup, methods, copies=2):
+    """Median step time per method. Each method gets ``copies`` model instances, built in forward and
+    then reverse method order, because where an instance lands in memory alone moves its step time
+    by several % on CPU (seen here); every step runs all instances on the same batch, in turn."""
+    instances: list[tuple[str, tuple]] = []
+    available = []
     for method in methods:
         try:
-            runs[method] = setup_run(model_name, method, data_dir, device, steps + warmup)
+            instances.append((method, setup_run(model_name, method, data_dir, device, steps + warmup)))
+            available.append(method)
         except Exception as e:  # e.g. a method not available in this checkout
             print(f"  skip {method}: {type(e).__name__}: {e}")
+    for c in range(1, copies):
+        order = available[::-1] if c % 2 else available
+        instances += [(m, setup_run(model_name, m, data_dir, device, steps + warmup)) for m in order]
+    runs = dict(instances[: len(available)])  # one instance per method, for the predictive timings
     # the same batches for every method
     cfg0, ctx0, task0 = runs["adamw"]
     stream = train_batches(task0.train, 4, 0, task0.pad_id, 8)
     batches = [{k: v.to(device) for k, v in next(stream).items()} for _ in range(steps + warmup)]
     swag = build_predictives(cfg0, ["swag"])["swag"]
-    times = {name: [] for name in [*runs, "adamw+swag"]}
-    swag_ctx = None
+    times = {name: [] for name in [*available, "adamw+swag"]}
     for i, batch in enumerate(batches):
-        for name, (_, ctx, _) in runs.items():
+        for name, (_, ctx, _) in instances:
             ctx.model.train()
             t0 = now(device)
             ctx.method.train_step(ctx.model, batch)
@@ -106,7 +114,6 @@ def bench_training(model_name, data_dir, device, steps, warmup, methods):
             if i >= warmup:
                 times[name].append(t1 - t0)
             if name == "adamw":  # the same AdamW step, then one SWAG collection (interval 1: worst case)
-                swag_ctx = swag_ctx or ctx
                 t2 = now(device)
                 swag.on_train_step(ctx, i + 1)
                 t3 = now(device)
