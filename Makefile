@@ -7,7 +7,7 @@ RESULTS ?= results
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all smoke demo table figures reproduce reproduce-dry bench prompts clean
+.PHONY: help install lint format test test-all test-gpu smoke demo table figures reproduce reproduce-dry bench prompts clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test: ## Default test suite (CPU, offline, excludes slow/gpu)
 
 test-all: ## All tests including slow ones
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest -m "not gpu"
+
+test-gpu: ## GPU checks only (needs CUDA): 8-bit 7B-shaped layers, every method
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest -m gpu
 
 smoke: ## One-minute CPU smoke run: 4 steps of AdamW on the tiny model, every AdamW predictive
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train debug=fast overwrite=true
