@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bayeslora.errors import ConfigError
-from bayeslora.methods.base import Method, linear_decay
+from bayeslora.methods.adamw import AdamWMethod
+from bayeslora.methods.base import linear_decay
 from bayeslora.models import lora_parameters
 
 STD_PARAM = "lora_A_sqrt_std"  # the ParameterDict added to each peft LoRA layer (σ = g²)
@@ -93,7 +94,7 @@ class _Site:
         return self.g.square()
 
 
-class BLoBMethod(Method):
+class BLoBMethod(AdamWMethod):
     def __init__(
         self,
         name: str,
@@ -114,10 +115,8 @@ class BLoBMethod(Method):
         warmup_steps: int = 0,
         val_predictive: str = "blob_mean",
     ):
-        super().__init__(name, predictives, val_predictive, warmup_steps)
+        super().__init__(name, predictives, lr, weight_decay, betas, eps, warmup_steps, val_predictive)
         checks = {
-            "lr": lr > 0,
-            "weight_decay": weight_decay >= 0,
             "sqrt_std_init": sqrt_std_init > 0,
             "prior_std": prior_std > 0,
             "kl_lr": kl_lr >= 0,
@@ -130,7 +129,6 @@ class BLoBMethod(Method):
             raise ConfigError(f"invalid BLoB settings: {', '.join(f'method.{k}' for k in bad)}")
         if flipout not in FLIPOUT:
             raise ConfigError(f"method.flipout must be one of {FLIPOUT}, not {flipout!r}")
-        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, tuple(betas), eps
         self.sqrt_std_init, self.prior_std, self.kl_lr = float(sqrt_std_init), float(prior_std), kl_lr
         self.gamma, self.kl_reweighting, self.dataset_rescaling = (
             float(gamma),
@@ -247,9 +245,7 @@ class BLoBMethod(Method):
         stds = {id(p) for p in self.std_parameters()}
         self.mean_params = [p for _, p in lora_parameters(model) if id(p) not in stds]
         a_means = [s.mean for s in self.sites]
-        self.optimizer = torch.optim.AdamW(
-            self.mean_params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay
-        )
+        self.optimizer = self.build_optimizer(self.mean_params)  # AdamW on M and B
         self.kl_optimizer = torch.optim.SGD([*a_means, *self.std_parameters()], lr=self.kl_lr)
         self.scheduler = linear_decay(self.optimizer, total_steps, self.warmup_steps)
         self.kl_scheduler = linear_decay(self.kl_optimizer, total_steps, self.warmup_steps)

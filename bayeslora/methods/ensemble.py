@@ -61,9 +61,7 @@ class EnsembleMethod(AdamWMethod):
         for name in self.members:
             model.set_adapter(name)
             params = [p for _, p in lora_parameters(model)]
-            opt = torch.optim.AdamW(
-                params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay
-            )
+            opt = self.build_optimizer(params)
             self.optimizers.append(opt)
             self.schedulers.append(linear_decay(opt, total_steps, self.warmup_steps))
         self.optimizer, self.scheduler = self.optimizers[0], self.schedulers[0]
