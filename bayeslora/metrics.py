@@ -1,7 +1,9 @@
 """All evaluation metrics, computed from predictive probabilities only.
 
-Every method returns probabilities ``[samples, batch, classes]``; this module averages over samples
-and scores the result. Nothing else in the package computes a metric.
+Every predictive returns log-probabilities ``[samples, batch, classes]``; the runner averages them
+over samples in log space (:func:`log_mean_probs`) and this module scores the result. NLL is taken
+from the log-probabilities when they are given, so it has no cap: an example whose true class has
+probability 1e-20 contributes 46.05. Nothing else in the package computes a metric.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import numpy as np
 import torch
 
 METRICS = ("acc", "nll", "ece", "brier")
-_EPS = 1e-12
+# Smallest positive float64: -log of it (708.4) bounds NLL only when probabilities alone are given.
+_TINY = np.finfo(np.float64).tiny
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -27,6 +30,18 @@ def mean_probs(probs) -> np.ndarray:
     if p.ndim != 2:
         raise ValueError(f"probabilities must be [N, C] or [S, N, C], got shape {p.shape}")
     return p
+
+
+def log_mean_probs(log_probs) -> np.ndarray:
+    """log of the sample-averaged probabilities, ``log (1/S) Σ_s p_s``, from ``[S, N, C]`` log-probs
+    (``[N, C]`` passes through), in float64 with logsumexp (no underflow)."""
+    lp = log_probs if isinstance(log_probs, torch.Tensor) else torch.as_tensor(np.asarray(log_probs))
+    lp = lp.detach().to(torch.float64).cpu()
+    if lp.dim() == 3:
+        lp = torch.logsumexp(lp, dim=0) - np.log(lp.shape[0])
+    if lp.dim() != 2:
+        raise ValueError(f"log-probabilities must be [N, C] or [S, N, C], got shape {tuple(lp.shape)}")
+    return lp.numpy()
 
 
 def expected_calibration_error(p: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
@@ -46,14 +61,18 @@ def expected_calibration_error(p: np.ndarray, labels: np.ndarray, n_bins: int = 
     return float(ece)
 
 
-def classification_metrics(probs, labels, n_bins: int = 10) -> dict[str, float]:
+def classification_metrics(probs, labels, n_bins: int = 10, log_probs=None) -> dict[str, float]:
     """Accuracy, NLL, ECE and Brier of the sample-averaged predictive.
 
-    probs: ``[N, C]`` or ``[S, N, C]`` probabilities; labels: ``[N]`` class indices.
+    probs: ``[N, C]`` or ``[S, N, C]`` probabilities; labels: ``[N]`` class indices; ``log_probs``:
+    optionally ``log p̄`` ``[N, C]`` (then ``probs`` may be None), used for the NLL.
     acc = mean(argmax p̄ == y); nll = mean(-log p̄(y)); ece = equal-width binned calibration error;
     brier = mean over examples of sum over classes (p̄ - onehot)^2 (not divided by C).
     """
-    p = mean_probs(probs)
+    lp = None if log_probs is None else log_mean_probs(log_probs)
+    p = np.exp(lp) if probs is None else mean_probs(probs)
+    if lp is not None and lp.shape != p.shape:
+        raise ValueError(f"log_probs shape {lp.shape} differs from probs shape {p.shape}")
     y = _as_numpy(labels).astype(np.int64)
     if y.ndim != 1 or len(y) != len(p):
         raise ValueError(f"labels must be [N] with N={len(p)}, got shape {y.shape}")
@@ -66,7 +85,9 @@ def classification_metrics(probs, labels, n_bins: int = 10) -> dict[str, float]:
     onehot[np.arange(n), y] = 1.0
     return {
         "acc": float((p.argmax(axis=1) == y).mean()),
-        "nll": float(-np.log(np.clip(p[np.arange(n), y], _EPS, None)).mean()),
+        "nll": float(
+            -(lp[np.arange(n), y] if lp is not None else np.log(np.maximum(p[np.arange(n), y], _TINY))).mean()
+        ),
         "ece": expected_calibration_error(p, y, n_bins),
         "brier": float(((p - onehot) ** 2).sum(axis=1).mean()),
     }

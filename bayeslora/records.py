@@ -103,6 +103,10 @@ class RunRecord:
     predictive_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_train: int | None = None
     n_eval: dict[str, int] = field(default_factory=dict)
+    # split -> where its rows came from (source, and for BoolQ which passage form: titled or untitled)
+    data_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # "split/predictive" -> seconds its evaluation took
+    eval_seconds: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     error: str | None = None
     traceback: str | None = None

@@ -51,6 +51,16 @@ def build_predictives(cfg: DictConfig, names: list[str]) -> dict[str, Predictive
     return out
 
 
+def model_config(cfg: DictConfig) -> DictConfig:
+    """``cfg.model``, with the LoRA dropout a method trains with (``method.lora_dropout``) if it sets one."""
+    dropout = cfg.method.get("lora_dropout")
+    if dropout is None:
+        return cfg.model
+    model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
+    model_cfg.lora.dropout = float(dropout)
+    return model_cfg
+
+
 def to_device(batch, device: torch.device):
     """Move a batch (or a list of batches, one per ensemble member) to ``device``."""
     if isinstance(batch, (list, tuple)):
@@ -67,21 +77,27 @@ def predict_split(
     multiple: int,
     device: torch.device,
     max_examples: int | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
-    """Sample-averaged probabilities ``[N, C]`` of ``predictive`` on ``split``, in dataset order."""
+    """``log p̄`` ``[N, C]`` (float64) of ``predictive`` on ``split``, in dataset order: the
+    predictive's per-sample log-probabilities averaged over samples in probability space."""
     data = task.evals[split]
     n = len(data) if max_examples is None else min(len(data), max_examples)
     if n < len(data):
         data = type(data)(data.name, data.input_ids[:n], data.labels[:n], data.prompts[:n])
     out = np.zeros((n, len(task.class_ids)), dtype=np.float64)
-    for idx, batch in eval_batches(data, batch_size, task.pad_id, multiple):
-        probs = predictive.predict(ctx, to_device(batch, device))
-        if probs.dim() != 3 or probs.shape[1:] != (len(idx), len(task.class_ids)):
+    batches = eval_batches(data, batch_size, task.pad_id, multiple)
+    bar = tqdm(
+        batches, total=-(-n // batch_size), desc=f"eval {predictive.label} {split}", disable=not progress
+    )
+    for idx, batch in bar:
+        logp = predictive.predict(ctx, to_device(batch, device))
+        if logp.dim() != 3 or logp.shape[1:] != (len(idx), len(task.class_ids)):
             raise RuntimeError(
-                f"{type(predictive).__name__} returned shape {tuple(probs.shape)}, "
+                f"{type(predictive).__name__} returned shape {tuple(logp.shape)}, "
                 f"expected [samples, {len(idx)}, {len(task.class_ids)}]"
             )
-        out[idx] = probs.double().mean(0).cpu().numpy()
+        out[idx] = M.log_mean_probs(logp)
     return out
 
 
@@ -165,7 +181,7 @@ def fit(
                 lg.log(scalars, step)
             loop["running"], loop["n_running"] = 0.0, 0
         if tr.eval_every and (step % tr.eval_every == 0 or step == tr.max_steps):
-            probs = predict_split(
+            logp = predict_split(
                 val_predictive,
                 ctx,
                 task,
@@ -175,7 +191,8 @@ def fit(
                 device,
                 tr.eval_max_examples,
             )
-            m = M.classification_metrics(probs, task.evals[val_split].labels[: len(probs)], cfg.eval.ece_bins)
+            labels = task.evals[val_split].labels[: len(logp)]
+            m = M.classification_metrics(None, labels, cfg.eval.ece_bins, log_probs=logp)
             scalars = {f"val/{k}": v for k, v in m.items()}
             if not (step % tr.log_every == 0 or step == tr.max_steps):  # time/train_s once per step
                 scalars["time/train_s"] = time.perf_counter() - t0
@@ -233,11 +250,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             torch.set_num_threads(int(cfg.trainer.num_threads))
         device = resolve_device(cfg.trainer.device)
         seed_everything(cfg.seed)
-        model, tokenizer = build_model(cfg.model, device, cfg.seed)
+        model, tokenizer = build_model(model_config(cfg), device, cfg.seed)
         task = build_task(cfg.dataset, tokenizer, cfg.trainer.max_length, cfg.eval.max_examples, cfg.eval.ood)
         record.n_train = len(task.train)
         record.n_eval = {k: len(v) for k, v in task.evals.items()}
         record.eval_split = list(task.evals)[0]
+        record.data_sources = dict(task.sources or {})
 
         method = instantiate(cfg.method)
         method.setup(model, task.class_ids, cfg.trainer.max_steps, len(task.train), int(cfg.seed))
@@ -272,17 +290,29 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         for p in predictives.values():
             p.post_fit(ctx, post_fit_batches)
         record.predictive_info = {name: p.info() for name, p in predictives.items() if p.info()}
+        eval_s: dict[str, float] = {}
 
         saved: dict[str, np.ndarray] = {}
         for split, data in task.evals.items():
             saved[f"{split}/labels"] = data.labels
             record.splits[split] = {}
             for name, p in predictives.items():
-                probs = predict_split(
-                    p, ctx, task, split, cfg.trainer.eval_batch_size, cfg.trainer.pad_to_multiple_of, device
+                t0 = time.perf_counter()
+                logp = predict_split(
+                    p,
+                    ctx,
+                    task,
+                    split,
+                    cfg.trainer.eval_batch_size,
+                    cfg.trainer.pad_to_multiple_of,
+                    device,
+                    progress=cfg.trainer.progress_bar,
                 )
-                record.splits[split][name] = M.classification_metrics(probs, data.labels, cfg.eval.ece_bins)
-                saved[f"{split}/{name}"] = probs.astype(np.float32)
+                eval_s[f"{split}/{name}"] = round(time.perf_counter() - t0, 3)
+                m = M.classification_metrics(None, data.labels, cfg.eval.ece_bins, log_probs=logp)
+                record.splits[split][name] = m
+                saved[f"{split}/{name}"] = np.exp(logp)  # float64: exact down to 1e-308
+        record.eval_seconds = eval_s
         record.metrics = record.splits[record.eval_split]
         for lg in loggers:
             lg.summary(flatten({"final": record.splits}))

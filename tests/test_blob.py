@@ -214,7 +214,7 @@ def test_blob_mean_is_deterministic_and_blob_samples_differ(compose, tiny_overri
     assert s1.shape == (10, 8, 4)
     assert not torch.allclose(s1[0], s1[1]), "weight samples must differ"
     torch.testing.assert_close(s1, s2, rtol=0, atol=0)  # seeded by (run seed, sample index)
-    torch.testing.assert_close(s1.sum(-1), torch.ones(10, 8), rtol=0, atol=1e-5)
+    torch.testing.assert_close(s1.exp().sum(-1), torch.ones(10, 8), rtol=0, atol=1e-5)
     assert not torch.allclose(s1.mean(0), a[0])
     # sampling leaves the adapter at its mean
     torch.testing.assert_close(preds["blob_mean"].predict(ctx, batch), a, rtol=0, atol=0)

@@ -180,3 +180,26 @@ def test_label_out_of_range_raises(bad):
 def test_zero_examples_raises(shape):
     with pytest.raises(ValueError, match="zero examples"):
         classification_metrics(np.zeros(shape), np.zeros(0, dtype=np.int64))
+
+
+def test_nll_has_no_cap():
+    """An example whose true class has probability 1e-20 contributes -log(1e-20) = 46.05, from
+    log-probabilities and from float64 probabilities alike (no clipping at 1e-12)."""
+    lp = np.array([[0.0, -20 * math.log(10)]])
+    assert classification_metrics(None, [1], log_probs=lp)["nll"] == pytest.approx(46.0517, abs=1e-4)
+    assert classification_metrics(np.exp(lp), [1])["nll"] == pytest.approx(46.0517, abs=1e-4)
+    # a logit gap of 40 (softmax in float32 would still hold it; 1e-12 clipping gave 27.6)
+    logits = torch.tensor([[40.0, 0.0]])
+    out = classification_metrics(None, [1], log_probs=torch.log_softmax(logits, -1))
+    assert out["nll"] == pytest.approx(40.0, abs=1e-5)
+
+
+def test_log_mean_probs_averages_in_probability_space():
+    from bayeslora.metrics import log_mean_probs
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 7, 3)) * 30  # large gaps: naive float32 softmax would underflow
+    lp = torch.log_softmax(torch.tensor(logits), -1)
+    expected = np.log(np.exp(lp.numpy()).mean(0))
+    np.testing.assert_allclose(log_mean_probs(lp), expected, rtol=1e-10, atol=1e-12)
+    assert log_mean_probs(lp[0]).shape == (7, 3)

@@ -1,10 +1,13 @@
 """Predictives of a BLoB run: weight samples of A ~ q(A) = N(M, σ²), and A at its mean M.
 
-``blob`` averages the softmax over ``n_samples`` draws A_s = M + σ ∘ E_s (B at its trained value,
-dropout off); each draw is seeded by the run seed and its index, so it is one model applied to the
-whole split, and ``ctx.sample_chunk`` draws share one forward on the batch repeated per draw (the
-same draws as sequential passes). The authors evaluate with Flipout noise on every forward pass;
-per input its distribution is the same N(M, σ²). ``blob_mean`` is one deterministic pass at M.
+``blob`` averages over ``n_samples`` draws A_s = M + σ ∘ E_s (B at its trained value, dropout off);
+each draw is seeded by the run seed and its index, so it is one model applied to the whole split,
+and ``ctx.sample_chunk`` draws share one forward on the batch repeated per draw (the same draws as
+sequential passes). The authors evaluate with Flipout noise on every forward pass; per input its
+distribution is the same N(M, σ²). ``blob_mean`` is one deterministic pass at M.
+
+A run serves these predictives when its method has variational sites and the ``sampled`` /
+``mean`` context managers (the BLoB method); nothing here imports a method.
 """
 
 from __future__ import annotations
@@ -12,20 +15,18 @@ from __future__ import annotations
 import torch
 
 from bayeslora.errors import ConfigError
-from bayeslora.methods.blob import BLoBMethod
 from bayeslora.predictives.base import EvalContext, Predictive
-from bayeslora.predictives.sampling import repeat_batch
+from bayeslora.predictives.sampling import chunked_log_probs
 
 
 def _require_blob(ctx: EvalContext, label: str) -> None:
-    if not isinstance(ctx.method, BLoBMethod) or not ctx.method.sites:
-        raise ConfigError(
-            f"predictive {label!r} needs a BLoB run (method=blob), not method={ctx.method.name}"
-        )
+    m = ctx.method
+    if not (getattr(m, "sites", None) and hasattr(m, "sampled") and hasattr(m, "mean")):
+        raise ConfigError(f"predictive {label!r} needs a BLoB run (method=blob), not method={m.name}")
 
 
 class BLoBPredictive(Predictive):
-    """Average of the softmax over ``n_samples`` samples of the variational A."""
+    """Log-probabilities under ``n_samples`` samples of the variational A."""
 
     def __init__(self, label: str = "BLoB", n_samples: int = 10):
         super().__init__(label, n_samples)
@@ -36,19 +37,13 @@ class BLoBPredictive(Predictive):
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
         ctx.model.eval()
-        chunk = max(1, int(getattr(ctx, "sample_chunk", 1)))
-        bsz = batch["input_ids"].shape[0]
-        out = []
-        for first in range(0, self.n_samples, chunk):
-            gens = [ctx.generator("blob", s) for s in range(first, min(first + chunk, self.n_samples))]
-            if len(gens) == 1:
-                with ctx.method.sampled(gens[0]):
-                    out.append(torch.softmax(ctx.logits(batch), dim=-1).unsqueeze(0))
-                continue
-            with ctx.method.sampled(gens):  # one forward on the batch repeated per sample
-                logits = ctx.logits(repeat_batch(batch, len(gens)))
-            out.append(torch.softmax(logits, dim=-1).view(len(gens), bsz, -1))
-        return torch.cat(out)
+
+        def forward(idx: range, b):
+            gens = [ctx.generator("blob", s) for s in idx]
+            with ctx.method.sampled(gens[0] if len(gens) == 1 else gens):
+                return ctx.logits(b)
+
+        return chunked_log_probs(ctx, batch, self.n_samples, forward)
 
 
 class BLoBMeanPredictive(Predictive):
@@ -64,4 +59,4 @@ class BLoBMeanPredictive(Predictive):
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
         ctx.model.eval()
         with ctx.method.mean():
-            return torch.softmax(ctx.logits(batch), dim=-1).unsqueeze(0)
+            return torch.log_softmax(ctx.logits(batch).float(), dim=-1).unsqueeze(0)

@@ -1,4 +1,4 @@
-"""The ensemble predictive: one pass per member adapter, probabilities ``[members, batch, classes]``."""
+"""The ensemble predictive: one pass per member adapter, log-probabilities ``[members, batch, classes]``."""
 
 from __future__ import annotations
 
@@ -22,5 +22,5 @@ class EnsemblePredictive(Predictive):
         out = []
         for name in ctx.method.members:
             with ctx.method.member(ctx.model, name):
-                out.append(torch.softmax(ctx.logits(batch), dim=-1))
+                out.append(torch.log_softmax(ctx.logits(batch).float(), dim=-1))
         return torch.stack(out)

@@ -11,7 +11,7 @@ import torch
 
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
-from bayeslora.predictives.sampling import average_over_samples
+from bayeslora.predictives.sampling import weight_sample_log_probs
 
 
 def _require_gaussian_posterior(ctx: EvalContext, label: str) -> None:
@@ -45,7 +45,7 @@ class IVONPosterior(Predictive):
             )
             return mean + std * eps
 
-        return average_over_samples(ctx, batch, sample, self.n_samples)
+        return weight_sample_log_probs(ctx, batch, sample, self.n_samples)
 
 
 class IVONTauGrid(Predictive):

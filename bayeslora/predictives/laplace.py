@@ -297,4 +297,4 @@ class LaplacePredictive(Predictive):
             device=cap.logits.device,
         )
         logits = cap.logits.unsqueeze(0) + torch.einsum("bcd,sbd->sbc", chol, z)
-        return torch.softmax(logits, dim=-1)
+        return torch.log_softmax(logits, dim=-1)

@@ -14,4 +14,4 @@ class MapPredictive(Predictive):
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
         ctx.model.eval()
-        return torch.softmax(ctx.logits(batch), dim=-1).unsqueeze(0)
+        return torch.log_softmax(ctx.logits(batch).float(), dim=-1).unsqueeze(0)

@@ -1,4 +1,4 @@
-"""MC dropout ("+ MC Drop"): LoRA dropout kept active at test time, softmax averaged over samples.
+"""MC dropout ("+ MC Drop"): LoRA dropout kept active at test time, one sample per dropout mask.
 
 Only the LoRA dropout modules sample; the base model stays in eval mode.
 """
@@ -9,7 +9,7 @@ import torch
 
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
-from bayeslora.predictives.sampling import repeat_batch, set_dropout
+from bayeslora.predictives.sampling import chunked_log_probs, set_dropout
 
 
 class MCDropoutPredictive(Predictive):
@@ -26,14 +26,7 @@ class MCDropoutPredictive(Predictive):
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
         ctx.model.eval()
         set_dropout(ctx.model, True)
-        bsz = batch["input_ids"].shape[0]
-        chunk = max(1, int(ctx.sample_chunk))
-        out = []
         try:  # every copy of a repeated batch draws its own dropout mask
-            for first in range(0, self.n_samples, chunk):
-                k = min(chunk, self.n_samples - first)
-                logits = ctx.logits(repeat_batch(batch, k) if k > 1 else batch)
-                out.append(torch.softmax(logits, dim=-1).view(k, bsz, -1))
+            return chunked_log_probs(ctx, batch, self.n_samples, lambda idx, b: ctx.logits(b))
         finally:
             set_dropout(ctx.model, False)
-        return torch.cat(out)

@@ -89,22 +89,37 @@ def per_sample_lora(model, vectors: torch.Tensor) -> Iterator[None]:
 
 
 @torch.no_grad()
-def average_over_samples(ctx, batch, weights: Callable[[int], torch.Tensor], n_samples: int) -> torch.Tensor:
-    """Softmax probabilities ``[n_samples, batch, classes]`` for the LoRA weight samples
-    ``weights(0..n_samples-1)``, dropout off. ``ctx.sample_chunk`` samples share one batched forward
-    (the batch repeated per sample); ``sample_chunk=1`` runs one pass per sample."""
-    ctx.model.eval()
+def chunked_log_probs(
+    ctx, batch, n_samples: int, forward: Callable[[range, dict[str, torch.Tensor]], torch.Tensor]
+) -> torch.Tensor:
+    """Log-softmax ``[n_samples, batch, classes]`` of ``n_samples`` stochastic forwards, run in chunks
+    of ``ctx.sample_chunk`` samples. ``forward(samples, b)`` returns the class logits of the samples
+    ``samples`` (a range) on ``b``: the batch itself for one sample, else the batch repeated once per
+    sample (sample-major), so one forward serves the whole chunk. ``sample_chunk=1`` runs one pass
+    per sample."""
     chunk = max(1, int(getattr(ctx, "sample_chunk", 1)))
     bsz = batch["input_ids"].shape[0]
     out = []
     for first in range(0, n_samples, chunk):
         idx = range(first, min(first + chunk, n_samples))
+        logits = forward(idx, batch if len(idx) == 1 else repeat_batch(batch, len(idx)))
+        out.append(torch.log_softmax(logits.float(), dim=-1).view(len(idx), bsz, -1))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def weight_sample_log_probs(
+    ctx, batch, weights: Callable[[int], torch.Tensor], n_samples: int
+) -> torch.Tensor:
+    """Log-probabilities ``[n_samples, batch, classes]`` for the LoRA weight samples
+    ``weights(0..n_samples-1)``, dropout off (see :func:`chunked_log_probs` for the chunking)."""
+    ctx.model.eval()
+
+    def forward(idx: range, b: dict[str, torch.Tensor]) -> torch.Tensor:
         if len(idx) == 1:
             with lora_weights(ctx.model, weights(idx[0])):
-                out.append(torch.softmax(ctx.logits(batch), dim=-1).unsqueeze(0))
-            continue
-        vectors = torch.stack([weights(s) for s in idx])
-        with per_sample_lora(ctx.model, vectors):
-            logits = ctx.logits(repeat_batch(batch, len(idx)))
-        out.append(torch.softmax(logits, dim=-1).view(len(idx), bsz, -1))
-    return torch.cat(out)
+                return ctx.logits(b)
+        with per_sample_lora(ctx.model, torch.stack([weights(s) for s in idx])):
+            return ctx.logits(b)
+
+    return chunked_log_probs(ctx, batch, n_samples, forward)

@@ -1,52 +1,93 @@
 """SWA and SWAG over the LoRA parameters (Maddox et al., 2019; SWAG-LoRA, Onal et al., 2024).
 
-During training, every ``interval`` steps from ``start_step`` on, the LoRA weights θ are folded into
-running first and second moments, and the deviation θ − θ̄ (θ̄ the running mean after the update) is
-kept for the last ``rank`` snapshots. ``swa`` predicts at θ̄; ``swag`` averages the softmax over
-samples
+During training, every ``interval`` steps from the first snapshot step on (``start_step``, or
+``start_frac`` of the run), the LoRA weights θ are folded into running first and second moments;
+at selected snapshots the deviation θ − θ̄ (θ̄ the running mean after the update) becomes a column
+of the deviation matrix D (at most ``rank`` columns). ``swa`` predicts at θ̄; ``swag`` averages over
+samples of
 
-    θ = θ̄ + sqrt(scale) · ( Σ_diag^½ z₁ / √2 + D z₂ / √(2(K−1)) ),   z₁ ~ N(0, I_d), z₂ ~ N(0, I_K)
+* ``convention: swag_lora`` (default; fortuinlab/swag-lora ``SWAG.sample_fullrank``, scale 1):
+  θ = θ̄ + √s · ( Σ_diag^½ z₁ + D z₂ / √(K−1) )
+* ``convention: maddox`` (the original SWAG paper): θ = θ̄ + √s · ( Σ_diag^½ z₁/√2 + D z₂/√(2(K−1)) )
 
-with Σ_diag = max(mean(θ²) − θ̄², 0) and D the d × K deviation matrix (K = number of columns kept).
-Both predictives share one collector per (start_step, interval, rank), so listing both costs one
-collection. The collection is a few vector operations every ``interval`` steps.
+with z₁ ~ N(0, I_d), z₂ ~ N(0, I_K), Σ_diag = max(mean(θ²) − θ̄², 0) and K the number of columns of D.
+
+Which deviations form D (``keep``): ``last`` keeps the last ``rank`` snapshots (SWAG's rolling
+buffer); ``spread`` (default) keeps ``rank`` snapshots spread evenly over the whole collection window
+(the schedule is known when the run starts). Under the paper's linearly decaying learning rate the
+last snapshots of a run barely move, so their deviations from the running mean all point along the
+same drift and D is close to rank 1; snapshots spread over the window span distinct directions.
+
+``constant_lr`` (optional) holds the optimizer's learning rate at that value from the first snapshot
+on, as swag-lora's SWA phase does. It changes the training run itself, so the AdamW (MAP) row of the
+same run changes too; it is off by default so that the AdamW row stays the paper's AdamW.
+
+Both predictives share one collector per collection schedule, so listing both costs one collection.
+The collection is a few vector operations every ``interval`` steps.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
-from bayeslora.predictives.sampling import average_over_samples, lora_vector
+from bayeslora.predictives.sampling import lora_vector, weight_sample_log_probs
+
+CONVENTIONS = ("swag_lora", "maddox")
+KEEP = ("spread", "last")
+
+
+def snapshot_steps(start_step: int, interval: int, total_steps: int) -> list[int]:
+    """The steps at which snapshots are taken: ``start_step, start_step + interval, ... <= total``."""
+    return list(range(start_step, total_steps + 1, interval))
+
+
+def spread_indices(n_snapshots: int, rank: int) -> list[int]:
+    """``rank`` snapshot indices spread evenly over ``1 .. n_snapshots − 1`` (the first deviation is 0)."""
+    if n_snapshots < 2 or rank < 1:
+        return []
+    idx = np.unique(np.round(np.linspace(1, n_snapshots - 1, min(rank, n_snapshots - 1))).astype(int))
+    return [int(i) for i in idx]
 
 
 class SWAGCollector:
-    """Running moments and the last ``rank`` deviations of a stream of parameter vectors."""
+    """Running moments of a stream of parameter vectors and a deviation matrix of at most ``rank``
+    columns: the snapshots whose 0-based index is in ``keep_indices``, or the last ``rank``."""
 
-    def __init__(self, rank: int):
+    def __init__(self, rank: int, keep_indices: list[int] | None = None):
         self.rank = rank
+        self.keep_indices = None if keep_indices is None else set(keep_indices)
         self.n = 0
         self.mean: torch.Tensor | None = None
         self.sq_mean: torch.Tensor | None = None
         self.deviations: list[torch.Tensor] = []
+        self.steps: list[int] = []  # the step of every snapshot
+        self.deviation_steps: list[int] = []  # the step of every column of D
         self.last_step = -1
 
     @torch.no_grad()
-    def update(self, theta: torch.Tensor) -> None:
+    def update(self, theta: torch.Tensor, step: int = -1) -> None:
         theta = theta.detach().float()
         if self.mean is None:
             self.mean = torch.zeros_like(theta)
             self.sq_mean = torch.zeros_like(theta)
+        index = self.n
         self.n += 1
+        self.steps.append(step)
         self.mean += (theta - self.mean) / self.n
         self.sq_mean += (theta * theta - self.sq_mean) / self.n
-        if self.rank > 0:
-            self.deviations.append(theta - self.mean)
-            if len(self.deviations) > self.rank:
-                self.deviations.pop(0)
+        if self.rank < 1 or (self.keep_indices is not None and index not in self.keep_indices):
+            return
+        self.deviations.append(theta - self.mean)
+        self.deviation_steps.append(step)
+        if len(self.deviations) > self.rank:
+            self.deviations.pop(0)
+            self.deviation_steps.pop(0)
 
     def variance(self) -> torch.Tensor:
         return (self.sq_mean - self.mean * self.mean).clamp_min(0.0)
@@ -55,15 +96,36 @@ class SWAGCollector:
         """D with the kept deviations as columns, ``[d, K]``."""
         return torch.stack(self.deviations, dim=1)
 
-    def sample(self, scale: float, generator: torch.Generator, low_rank: bool = True) -> torch.Tensor:
+    def sample(
+        self,
+        scale: float,
+        generator: torch.Generator,
+        low_rank: bool = True,
+        convention: str = "swag_lora",
+    ) -> torch.Tensor:
         z1 = torch.randn(self.mean.shape, generator=generator, device=self.mean.device)
         diag = self.variance().sqrt() * z1
-        if not low_rank or len(self.deviations) < 2:
-            return self.mean + math.sqrt(scale) * diag
+        half = 1.0 / math.sqrt(2.0) if convention == "maddox" else 1.0
         k = len(self.deviations)
+        if not low_rank or k < 2:
+            return self.mean + math.sqrt(scale) * half * diag
         z2 = torch.randn(k, generator=generator, device=self.mean.device)
-        low = self.deviation_matrix() @ z2
-        return self.mean + math.sqrt(scale) * (diag / math.sqrt(2.0) + low / math.sqrt(2.0 * (k - 1)))
+        low = self.deviation_matrix() @ z2 / math.sqrt(k - 1)
+        return self.mean + math.sqrt(scale) * half * (diag + low)
+
+    def deviation_spectrum(self) -> dict[str, Any]:
+        """How many directions D spans: its singular values relative to the largest, and the largest
+        |cosine| between two of its columns (1 = collinear)."""
+        if len(self.deviations) < 2:
+            return {}
+        d = self.deviation_matrix().double()
+        s = torch.linalg.svdvals(d)
+        unit = d / d.norm(dim=0, keepdim=True).clamp_min(1e-30)
+        cos = (unit.T @ unit).abs() - torch.eye(d.shape[1], dtype=d.dtype)
+        return {
+            "deviation_singular_values_rel": [round(float(v), 6) for v in s / s[0].clamp_min(1e-30)],
+            "deviation_max_abs_cosine": round(float(cos.max()), 6),
+        }
 
 
 class SWAGPredictive(Predictive):
@@ -75,48 +137,107 @@ class SWAGPredictive(Predictive):
         n_samples: int = 10,
         scale: float = 1.0,
         rank: int = 5,
-        start_step: int = 5000,
-        interval: int = 100,
+        start_step: int | None = None,
+        start_frac: float = 0.25,
+        interval: int = 250,
+        keep: str = "spread",
+        convention: str = "swag_lora",
+        constant_lr: float | None = None,
         mean_only: bool = False,
     ):
         super().__init__(label, 1 if mean_only else n_samples)
-        if start_step < 1 or interval < 1:
-            raise ConfigError(f"SWAG start_step and interval must be >= 1, got {start_step}, {interval}")
+        if start_step is not None and start_step < 1:
+            raise ConfigError(f"SWAG start_step must be >= 1 (or null to use start_frac), got {start_step}")
+        if not 0.0 <= start_frac < 1.0:
+            raise ConfigError(f"SWAG start_frac must be in [0, 1), got {start_frac}")
+        if interval < 1:
+            raise ConfigError(f"SWAG interval must be >= 1, got {interval}")
         if rank < 0 or scale < 0:
             raise ConfigError(f"SWAG rank and scale must be >= 0, got {rank}, {scale}")
-        self.scale, self.rank, self.start_step, self.interval = scale, rank, start_step, interval
+        if keep not in KEEP:
+            raise ConfigError(f"SWAG keep must be one of {KEEP}, not {keep!r}")
+        if convention not in CONVENTIONS:
+            raise ConfigError(f"SWAG convention must be one of {CONVENTIONS}, not {convention!r}")
+        if constant_lr is not None and constant_lr <= 0:
+            raise ConfigError(f"SWAG constant_lr must be > 0 or null, got {constant_lr}")
+        self.scale, self.rank, self.interval = scale, rank, interval
+        self.start_step_cfg, self.start_frac = start_step, start_frac
+        self.start_step = start_step or 1
+        self.keep, self.convention, self.constant_lr = keep, convention, constant_lr
         self.mean_only = mean_only
-        self.key = f"swag:{start_step}:{interval}:{rank}"
+        self.plan: list[int] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"swag:{self.start_step}:{self.interval}:{self.rank}:{self.keep}"
 
     def bind(self, ctx: EvalContext) -> None:
         total = getattr(ctx.method, "total_steps", None)
+        if self.start_step_cfg is None:
+            if total is None:
+                raise ConfigError(
+                    f"{self.label}: start_frac needs a run length; set predictive.swag.start_step"
+                )
+            self.start_step = max(1, int(round(self.start_frac * total)) or 1)
         if total is not None and self.start_step > total:
             raise ConfigError(
                 f"{self.label}: start_step={self.start_step} is after the last step ({total}); "
                 f"set predictive.swag.start_step (and .interval) for this run length"
             )
+        if self.constant_lr is not None and getattr(ctx.method, "optimizer", None) is None:
+            raise ConfigError(f"{self.label}: constant_lr needs a method with an optimizer")
+        self.plan = None if total is None else snapshot_steps(self.start_step, self.interval, total)
 
     def collector(self, ctx: EvalContext) -> SWAGCollector:
-        return ctx.shared.setdefault(self.key, SWAGCollector(self.rank))
+        keep = None
+        if self.keep == "spread" and self.plan is not None:
+            keep = spread_indices(len(self.plan), self.rank)
+        return ctx.shared.setdefault(self.key, SWAGCollector(self.rank, keep))
 
     def on_train_step(self, ctx: EvalContext, step: int) -> None:
+        if step < self.start_step:
+            return
+        if self.constant_lr is not None:  # the next optimizer step runs at the SWA learning rate
+            for group in ctx.method.optimizer.param_groups:
+                group["lr"] = self.constant_lr
+        if (step - self.start_step) % self.interval:
+            return
         c = self.collector(ctx)
-        if step >= self.start_step and (step - self.start_step) % self.interval == 0 and c.last_step != step:
-            c.update(lora_vector(ctx.model))
+        if c.last_step != step:
+            c.update(lora_vector(ctx.model), step)
             c.last_step = step
 
     def post_fit(self, ctx: EvalContext, train_batches) -> None:
-        if self.collector(ctx).n == 0:
+        c = self.collector(ctx)
+        if c.n == 0:
             raise ConfigError(
                 f"{self.label}: no snapshot collected (start_step={self.start_step} is after the "
                 f"last step); lower predictive.swag.start_step"
             )
+        self.summary = {
+            "start_step": self.start_step,
+            "interval": self.interval,
+            "n_snapshots": c.n,
+            "first_snapshot_step": c.steps[0],
+            "last_snapshot_step": c.steps[-1],
+            "keep": self.keep,
+            "deviation_steps": list(c.deviation_steps),
+            "convention": self.convention,
+            **({"constant_lr": self.constant_lr} if self.constant_lr is not None else {}),
+            **({} if self.mean_only else c.deviation_spectrum()),
+        }
+
+    def info(self) -> dict[str, Any]:
+        return dict(getattr(self, "summary", {}))
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
         c = self.collector(ctx)
         if self.mean_only:
-            return average_over_samples(ctx, batch, lambda s: c.mean, 1)
-        return average_over_samples(
-            ctx, batch, lambda s: c.sample(self.scale, ctx.generator("swag", self.scale, s)), self.n_samples
+            return weight_sample_log_probs(ctx, batch, lambda s: c.mean, 1)
+        return weight_sample_log_probs(
+            ctx,
+            batch,
+            lambda s: c.sample(self.scale, ctx.generator("swag", self.scale, s), convention=self.convention),
+            self.n_samples,
         )
