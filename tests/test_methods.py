@@ -39,7 +39,8 @@ def test_swag_moments_and_deviations_match_numpy():
     np.testing.assert_allclose(c.deviation_matrix().numpy(), expected_d, rtol=1e-4, atol=1e-6)
 
 
-def test_swag_sample_formula_and_covariance():
+@pytest.mark.parametrize("convention,half", [("swag_lora", 1.0), ("maddox", 0.5)])
+def test_swag_sample_formula_and_covariance(convention, half):
     rng = np.random.default_rng(1)
     stream = rng.normal(size=(12, 3))
     c = SWAGCollector(rank=5)
@@ -47,18 +48,40 @@ def test_swag_sample_formula_and_covariance():
         c.update(torch.tensor(theta, dtype=torch.float32))
     scale = 0.7
     g = torch.Generator().manual_seed(3)
-    sample = c.sample(scale, g).numpy()
+    sample = c.sample(scale, g, convention=convention).numpy()
     g = torch.Generator().manual_seed(3)
     z1, z2 = torch.randn(3, generator=g).numpy(), torch.randn(5, generator=g).numpy()
-    var, d = c.variance().numpy(), c.deviation_matrix().numpy()
-    expected = c.mean.numpy() + np.sqrt(scale) * (np.sqrt(var) * z1 / np.sqrt(2) + d @ z2 / np.sqrt(2 * 4))
-    np.testing.assert_allclose(sample, expected, rtol=1e-5, atol=1e-6)
-    # empirical covariance of many samples -> scale * (diag(var)/2 + D D^T / (2(K-1)))
+    # the deviations of the last 5 snapshots, computed here from the stream (not from the collector)
+    running = np.cumsum(stream, 0) / np.arange(1, 13)[:, None]
+    d = (stream - running)[-5:].T
+    var = stream.var(0)
+    expected = stream.mean(0) + np.sqrt(scale * half) * (np.sqrt(var) * z1 + d @ z2 / np.sqrt(4))
+    np.testing.assert_allclose(sample, expected, rtol=1e-4, atol=1e-5)
+    # empirical covariance of many draws: swag-lora's scale·(diag(var) + D Dᵀ/(K−1)), half of it for
+    # the original SWAG paper's convention; without the low-rank term the draws would miss D Dᵀ
     g = torch.Generator().manual_seed(4)
-    draws = np.stack([c.sample(scale, g).numpy() for _ in range(20000)])
-    cov = scale * (np.diag(var) / 2 + d @ d.T / (2 * 4))
+    draws = np.stack([c.sample(scale, g, convention=convention).numpy() for _ in range(20000)])
+    cov = scale * half * (np.diag(var) + d @ d.T / 4)
+    low_rank_part = scale * half * d @ d.T / 4
+    assert np.abs(low_rank_part).max() > 0.3 * np.abs(cov).max(), "the test needs a visible low-rank term"
     np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.05 * np.abs(cov).max())
-    np.testing.assert_allclose(draws.mean(0), c.mean.numpy(), atol=0.05)
+    np.testing.assert_allclose(draws.mean(0), stream.mean(0), atol=0.05)
+
+
+def test_swag_spread_keeps_deviations_from_the_whole_window():
+    rng = np.random.default_rng(2)
+    stream = rng.normal(size=(11, 4))
+    from bayeslora.predictives.swag import spread_indices
+
+    keep = spread_indices(len(stream), 5)
+    assert keep == [1, 3, 6, 8, 10]  # round(linspace(1, 10, 5))
+    c = SWAGCollector(rank=5, keep_indices=keep)
+    for i, theta in enumerate(stream):
+        c.update(torch.tensor(theta, dtype=torch.float32), step=100 + 10 * i)
+    running = np.cumsum(stream, 0) / np.arange(1, 12)[:, None]
+    np.testing.assert_allclose(c.deviation_matrix().numpy(), (stream - running)[keep].T, rtol=1e-4, atol=1e-6)
+    assert c.deviation_steps == [100 + 10 * i for i in keep]
+    assert c.steps == [100 + 10 * i for i in range(11)]
 
 
 # -- helpers building a trained tiny context ----------------------------------------------------
@@ -91,7 +114,7 @@ SWAG_EARLY = ("predictive.swag.start_step=1", "predictive.swag.interval=1")
 def test_every_predictive_returns_normalised_samples(compose, tiny_overrides, method):
     _, ctx, preds, batch = _context(compose, tiny_overrides, method, extra=SWAG_EARLY)
     for name, p in preds.items():
-        probs = p.predict(ctx, batch)
+        probs = p.predict(ctx, batch).exp()  # predictives return log-probabilities
         s = len(ctx.method.members) if name == "ensemble" else p.n_samples
         assert probs.shape == (s, 8, 4), name
         assert torch.all(probs >= 0)
@@ -144,9 +167,9 @@ def test_batched_mc_dropout_has_the_same_distribution(compose, tiny_overrides):
     p = preds["mc_dropout"]
     p.n_samples = 200
     ctx.sample_chunk = 1
-    sequential = p.predict(ctx, batch)
+    sequential = p.predict(ctx, batch).exp()
     ctx.sample_chunk = 50
-    batched = p.predict(ctx, batch)
+    batched = p.predict(ctx, batch).exp()
     assert batched.shape == sequential.shape == (200, 8, 4)
     torch.testing.assert_close(batched.mean(0), sequential.mean(0), atol=0.03, rtol=0)
     torch.testing.assert_close(batched.std(0), sequential.std(0), atol=0.03, rtol=0)
@@ -286,3 +309,92 @@ def test_every_method_runs_end_to_end_and_writes_its_rows(compose, tiny_override
     assert set(rec["metrics"]) == expected and set(rec["splits"]["shifted"]) == expected
     for m in rec["metrics"].values():
         assert 0 <= m["acc"] <= 1 and np.isfinite(m["nll"]) and 0 <= m["ece"] <= 1 and 0 <= m["brier"] <= 2
+
+
+# -- mutation guards: each predictive's draws against the posterior they should come from ----------
+def test_ivon_predictive_draws_have_the_posterior_moments(compose, tiny_overrides, monkeypatch):
+    """The weights the IVON predictive averages over are N(m, τ·v): mean m and variance τ·v, checked
+    on the draws themselves (a std of τ·v instead of √(τ·v) is off by orders of magnitude)."""
+    import bayeslora.predictives.ivon as ivon_mod
+
+    _, ctx, _, batch = _context(compose, tiny_overrides, "ivon", steps=3)
+    draws = []
+
+    def record(ctx_, batch_, weights, n):
+        draws.extend(weights(s) for s in range(n))
+        return torch.zeros(n, batch_["input_ids"].shape[0], 4)
+
+    monkeypatch.setattr(ivon_mod, "weight_sample_log_probs", record)
+    tau = 0.5
+    ivon_mod.IVONPosterior("IVON", n_samples=4000, tau=tau).predict(ctx, batch)
+    w = torch.stack(draws).double()
+    group = ctx.method.optimizer.param_groups[0]
+    v = (1.0 / (group["ess"] * (group["hess"] + group["weight_decay"]))).double()
+    mean = lora_vector(ctx.model).double()
+    z = (w - mean) / (tau * v).sqrt()  # standardised: N(0, 1) in every coordinate
+    assert z.mean().abs() < 0.01
+    assert abs(float(z.var()) - 1.0) < 0.02
+    per_coord_var = z.var(dim=0)
+    assert float(per_coord_var.min()) > 0.85 and float(per_coord_var.max()) < 1.15
+
+
+def test_trained_ensemble_uses_each_member_adapter(compose, tiny_overrides):
+    """Row k of the ensemble predictive is a forward with adapter k active (set here through peft)."""
+    _, ctx, preds, batch = _context(compose, tiny_overrides, "ensemble", steps=2)
+    out = preds["ensemble"].predict(ctx, batch)
+    model = ctx.model
+    previous = model.active_adapter
+    for k in range(3):
+        model.set_adapter(f"member{k}")
+        model.eval()
+        with torch.no_grad():
+            expected = torch.log_softmax(ctx.method.logits(model, batch).float(), -1)
+        torch.testing.assert_close(out[k], expected, rtol=1e-5, atol=1e-6)
+    model.set_adapter(previous)
+    assert not torch.allclose(out[0], out[1]) and not torch.allclose(out[1], out[2])
+
+
+def test_swag_snapshots_follow_the_schedule_of_a_real_run(compose, tiny_overrides):
+    """Snapshots at start_step, start_step + interval, ...; the SWA mean is the mean of the LoRA
+    weights at exactly those steps (recorded here at every step), and D's columns are the spread ones."""
+    cfg = compose(
+        tiny_overrides
+        + ["method=adamw", "predictive.swag.start_step=2", "predictive.swag.interval=3", "predictive.swag.rank=2"]
+    )
+    model, tok = build_model(cfg.model, torch.device("cpu"), cfg.seed)
+    task = build_task(cfg.dataset, tok, 64, 16)
+    m = instantiate(cfg.method)
+    m.setup(model, task.class_ids, 12, len(task.train), cfg.seed)
+    ctx = EvalContext(model, m, task.class_ids, seed=cfg.seed)
+    preds = build_predictives(cfg, ["swa", "swag"])
+    for p in preds.values():
+        p.bind(ctx)
+    batches = m.batches(task.train, 4, cfg.seed, task.pad_id, 8)
+    seen = {}
+    for step in range(1, 13):
+        model.train()
+        m.train_step(model, to_device(next(batches), torch.device("cpu")))
+        seen[step] = lora_vector(model).clone()
+        for p in preds.values():
+            p.on_train_step(ctx, step)
+    for p in preds.values():
+        p.post_fit(ctx, None)
+    c = preds["swag"].collector(ctx)
+    assert c is preds["swa"].collector(ctx), "swa and swag share one collection"
+    assert c.steps == [2, 5, 8, 11]
+    stacked = torch.stack([seen[s] for s in (2, 5, 8, 11)])
+    torch.testing.assert_close(c.mean, stacked.mean(0), rtol=1e-5, atol=1e-7)
+    # rank 2 spread over 4 snapshots: indices 1 and 3 (steps 5 and 11)
+    assert c.deviation_steps == [5, 11]
+    torch.testing.assert_close(c.deviation_matrix()[:, 1], seen[11] - stacked.mean(0), rtol=1e-4, atol=1e-7)
+    info = preds["swag"].info()
+    assert info["n_snapshots"] == 4 and info["deviation_steps"] == [5, 11]
+    assert 0 < info["deviation_singular_values_rel"][1] <= 1
+
+
+def test_swag_constant_lr_holds_the_learning_rate_from_the_first_snapshot(compose, tiny_overrides):
+    extra = ("predictive.swag.start_step=2", "predictive.swag.interval=1", "predictive.swag.constant_lr=0.0007")
+    _, ctx, _, _ = _context(compose, tiny_overrides, "adamw", steps=5, extra=extra)
+    assert ctx.method.current_lr() == pytest.approx(0.0007)
+    _, ctx, _, _ = _context(compose, tiny_overrides, "adamw", steps=5, extra=SWAG_EARLY)
+    assert ctx.method.current_lr() != pytest.approx(0.0007)
