@@ -240,27 +240,47 @@ def test_prompt_winogrande_first_validation_row():
 
 
 @needs_data
-def test_prompt_boolq_first_validation_row():
+def test_prompt_boolq_validation_is_the_titled_superglue_form():
+    """Validation rows come from super_glue/boolq (the paper's loader): "{title} -- {passage}"."""
     examples = load_examples(dataset_cfg("boolq"), "validation")
-    raw = read_jsonl(DATA / "boolq/validation.jsonl")[0]
-    assert raw["answer"] is False
-    assert raw["passage"].startswith("All biomass goes through at least some of these steps:")
-    assert raw["passage"].endswith("than producing gasoline.")
+    titled = read_jsonl(DATA / "super_glue/boolq/validation.jsonl")
+    untitled = read_jsonl(DATA / "boolq/validation.jsonl")
+    assert len(examples) == len(titled) == len(untitled) == 3270
+    raw = titled[0]
+    assert raw["label"] == 0 and raw["passage"] == "Ethanol fuel -- " + untitled[0]["passage"]
     prompt, label = examples[0]
-    head = (
-        "Answer the question with only True or False: does ethanol take more energy make that produces "
-        "Context: All biomass goes through at least some of these steps:"
-    )
-    assert prompt.startswith(head)
-    assert prompt.endswith(" uses much less petroleum than producing gasoline.")
     assert prompt == (
         "Answer the question with only True or False: does ethanol take more energy make that produces "
-        "Context: " + raw["passage"]
+        "Context: Ethanol fuel -- All biomass goes through at least some of these steps:"
+        + untitled[0]["passage"][len("All biomass goes through at least some of these steps:") :]
     )
     assert label == 0
-    # and a True row -> 1
-    first_true = next(i for i, r in enumerate(read_jsonl(DATA / "boolq/validation.jsonl")) if r["answer"])
-    assert examples[first_true][1] == 1
+    # every row: the titled passage ends with the untitled one, and the labels agree with google/boolq
+    for (prompt, label), t, u in zip(examples, titled, untitled):
+        assert t["passage"].endswith(" -- " + u["passage"]) and prompt.endswith(t["passage"])
+        assert label == t["label"] == int(u["answer"])
+    assert {lab for _, lab in examples} == {0, 1}
+
+
+@needs_data
+def test_boolq_train_offline_is_the_untitled_form_and_says_so():
+    from bayeslora.utils.instantiate import instantiate
+
+    src = instantiate(dataset_cfg("boolq").source)
+    assert src.provenance("validation")["form"] == "titled (SuperGLUE)"
+    assert src.provenance("train")["form"] == "untitled (google/boolq)"
+    assert src.provenance("train")["source"].endswith("boolq/train.jsonl")
+    train = load_examples(dataset_cfg("boolq"), "train")
+    raw = read_jsonl(DATA / "boolq/train.jsonl")[0]
+    assert train[0] == (
+        f"Answer the question with only True or False: {raw['question']} Context: {raw['passage']}",
+        int(raw["answer"]),
+    )
+
+
+def test_boolq_hub_source_is_superglue():
+    cfg = dataset_cfg("boolq")
+    assert (cfg.source.path, cfg.source.config) == ("aps/super_glue", "boolq")
 
 
 # ---------------------------------------------------------------------------------------------

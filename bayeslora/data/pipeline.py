@@ -40,6 +40,8 @@ class TaskData:
     classes: list[str]
     class_ids: list[int]
     pad_id: int
+    # split -> where it was read from (and the passage form, where the source says)
+    sources: dict[str, dict[str, str]] | None = None
 
 
 def load_examples(dataset_cfg, split: str, source=None) -> list[tuple[str, int]]:
@@ -127,8 +129,10 @@ def build_task(
         load_examples(dataset_cfg, dataset_cfg.train_split, source),
         max_length,
     )
+    sources = {dataset_cfg.train_split: _provenance(source, dataset_cfg.train_split)}
     evals = {}
     for split in dataset_cfg.eval_splits:
+        sources[split] = _provenance(source, split)
         examples = load_examples(dataset_cfg, split, source)
         if max_eval_examples is not None:
             examples = examples[:max_eval_examples]
@@ -144,7 +148,14 @@ def build_task(
         if max_eval_examples is not None:
             examples = examples[:max_eval_examples]
         evals[f"{name}:{split}"] = encode_prompts(tokenizer, f"{name}:{split}", examples, max_length)
-    return TaskData(train, evals, list(dataset_cfg.classes), class_ids, tokenizer.pad_token_id)
+        sources[f"{name}:{split}"] = _provenance(instantiate(ocfg.source), split)
+    return TaskData(train, evals, list(dataset_cfg.classes), class_ids, tokenizer.pad_token_id, sources)
+
+
+def _provenance(source, split: str) -> dict[str, str]:
+    if hasattr(source, "provenance"):
+        return source.provenance(split)
+    return {"source": source.describe(split)}
 
 
 def collate(seqs: list[list[int]], pad_id: int, multiple: int = 8) -> dict[str, torch.Tensor]:

@@ -1,7 +1,10 @@
 """Where rows come from: the Hugging Face hub, or a local folder laid out like the hub.
 
 Local layout (``BAYESLORA_DATA_DIR`` or ``paths.data_dir``): ``<data_dir>/<local_dir>/<split>.jsonl``,
-e.g. ``ai2_arc/ARC-Challenge/validation.jsonl``.
+e.g. ``ai2_arc/ARC-Challenge/validation.jsonl``. ``local_dir`` may be a list of folders: each split
+is read from the first folder that holds it (BoolQ: the titled SuperGLUE form where it exists,
+else the untitled google/boolq form). ``forms`` names what each location holds (e.g. the BoolQ
+passage form), and :meth:`HubSource.provenance` reports it for every split a run read.
 """
 
 from __future__ import annotations
@@ -15,16 +18,45 @@ from bayeslora.errors import DataError
 class HubSource:
     """Rows of one benchmark config, from a local JSONL folder when ``data_dir`` is set, else the hub."""
 
-    def __init__(self, path: str, config: str | None, local_dir: str, data_dir: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        config: str | None,
+        local_dir: str | list[str],
+        data_dir: str | None = None,
+        forms: dict[str, str] | None = None,
+    ):
         self.path = path
         self.config = config
-        self.local_dir = local_dir
+        self.local_dirs = [local_dir] if isinstance(local_dir, str) else [str(d) for d in local_dir]
+        if not self.local_dirs:
+            raise DataError(f"{path}: local_dir is empty")
+        self.local_dir = self.local_dirs[0]
         self.data_dir = data_dir
+        self.forms = dict(forms or {})
+
+    def _local_file(self, split: str) -> Path:
+        """The first of the local folders that holds ``split`` (the first folder if none does)."""
+        files = [Path(self.data_dir) / d / f"{split}.jsonl" for d in self.local_dirs]
+        return next((f for f in files if f.is_file()), files[0])
+
+    def _location(self, split: str) -> str:
+        if self.data_dir is None:
+            return self.path
+        return str(self._local_file(split).parent.relative_to(Path(self.data_dir)))
 
     def describe(self, split: str) -> str:
         if self.data_dir is not None:
-            return str(Path(self.data_dir) / self.local_dir / f"{split}.jsonl")
+            return str(self._local_file(split))
         return f"{self.path}" + (f" ({self.config})" if self.config else "") + f" split {split!r}"
+
+    def provenance(self, split: str) -> dict[str, str]:
+        """Where ``split`` is read from, and the form that location holds (when ``forms`` says)."""
+        out = {"source": self.describe(split)}
+        form = self.forms.get(self._location(split))
+        if form is not None:
+            out["form"] = form
+        return out
 
     def rows(self, split: str) -> list[dict]:
         rows = self._local(split) if self.data_dir is not None else self._hub(split)
@@ -36,7 +68,7 @@ class HubSource:
         root = Path(self.data_dir)
         if not root.is_dir():
             raise DataError(f"data folder {root} does not exist (set BAYESLORA_DATA_DIR or paths.data_dir)")
-        file = root / self.local_dir / f"{split}.jsonl"
+        file = self._local_file(split)
         if not file.is_file():
             raise DataError(f"missing data file {file}")
         rows = []

@@ -50,7 +50,13 @@ def winogrande(row: dict) -> tuple[str, int] | None:
 
 
 def boolq(row: dict) -> tuple[str, int] | None:
+    """Both schemas: SuperGLUE (``label`` 0 = False, 1 = True; passage ``"{title} -- {passage}"``, as
+    the paper's code loads it) and google/boolq (``answer`` bool; passage without the title)."""
     prompt = f"Answer the question with only True or False: {row['question']} Context: {row['passage']}"
+    if "label" in row:
+        if row["label"] not in (0, 1):
+            raise DataError(f"BoolQ label must be 0 or 1, got {row['label']!r}")
+        return prompt, int(row["label"])
     return prompt, int(bool(row["answer"]))
 
 
