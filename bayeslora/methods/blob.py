@@ -114,6 +114,7 @@ class BLoBMethod(AdamWMethod):
         flipout: str = "token",
         warmup_steps: int = 0,
         val_predictive: str = "blob_mean",
+        lora_dropout: float | None = None,
     ):
         super().__init__(name, predictives, lr, weight_decay, betas, eps, warmup_steps, val_predictive)
         checks = {
@@ -127,6 +128,9 @@ class BLoBMethod(AdamWMethod):
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"invalid BLoB settings: {', '.join(f'method.{k}' for k in bad)}")
+        if lora_dropout is not None and not 0.0 <= lora_dropout < 1.0:
+            raise ConfigError(f"method.lora_dropout must be in [0, 1) or null, got {lora_dropout}")
+        self.lora_dropout = lora_dropout  # applied by the runner when it builds the model
         if flipout not in FLIPOUT:
             raise ConfigError(f"method.flipout must be one of {FLIPOUT}, not {flipout!r}")
         self.sqrt_std_init, self.prior_std, self.kl_lr = float(sqrt_std_init), float(prior_std), kl_lr
