@@ -267,6 +267,8 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="default: tiny,smollm2_135m (+ llama2_7b_random on a GPU)")
     ap.add_argument("--steps", type=int, default=15, help="timed training steps per method")
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--methods", default=",".join(METHODS), help="methods to time (adamw first: the reference)")
+    ap.add_argument("--copies", type=int, default=2, help="model instances per method (build orders alternate)")
     ap.add_argument("--repeat", type=int, default=3, help="repeats of each evaluation timing")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-batch", type=int, default=8, help="batch size of the timed evaluation batch")
@@ -294,7 +296,10 @@ def main() -> None:
             print(f"skip {model_name}: no data folder")
             continue
         print(f"== {model_name}: training steps", flush=True)
-        runs, _, training = bench_training(model_name, data_dir, device, args.steps, args.warmup, METHODS)
+        methods = args.methods.split(",")
+        runs, _, training = bench_training(
+            model_name, data_dir, device, args.steps, args.warmup, methods, args.copies
+        )
         for k, v in training.items():
             print(f"  {k:12s} {v['median_s']:.4f} s  ×AdamW {v['ratio_vs_adamw']:.3f}", flush=True)
         print(f"== {model_name}: predictives", flush=True)
