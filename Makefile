@@ -4,10 +4,12 @@ PYTHON ?= python
 TORCH_VERSION ?= 2.13.0
 EXP ?= demo
 RESULTS ?= results
+# decimals beyond the paper's in tables (the demo keeps its finer precision: 1)
+DIGITS ?= $(if $(filter demo,$(EXP)),1,0)
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all test-gpu smoke demo table figures reproduce reproduce-dry bench prompts clean
+.PHONY: help install lint format test test-all test-gpu smoke demo table compare figures reproduce reproduce-dry bench prompts clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -39,9 +41,9 @@ smoke: ## One-minute CPU smoke run: 4 steps of AdamW on the tiny model, every Ad
 
 demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 seeds, table + figures (<5 min, 2 CPU cores)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=demo
-	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --posthoc-ensemble --figures
+	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --posthoc-ensemble --figures --extra-digits 1
 	@echo "--- shifted split ---"
-	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --split shifted --no-write
+	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --split shifted --no-write --extra-digits 1
 
 reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|submitit_local|basic)
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=$(or $(LAUNCHER),slurm)
@@ -49,8 +51,11 @@ reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|su
 reproduce-dry: ## Show the SLURM sweep of Table 1 (hydra config incl. the sweep params) without running
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=slurm --cfg hydra
 
-table: ## Build results/tables/$(EXP).{csv,md,tex} from the run records (EXP=..., ARGS="--figures --recompute --ece-bins 15 --posthoc-ensemble --wandb")
-	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS) $(ARGS)
+table: ## Build results/tables/$(EXP).{csv,md,tex} from the run records (EXP=..., ARGS="--figures --vs-paper --recompute --ece-bins 15 --posthoc-ensemble --wandb")
+	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS) --extra-digits $(DIGITS) $(ARGS)
+
+compare: ## Reproduction beside the paper's Table 1 + its claims checked -> results/reports/$(EXP)_vs_paper.{md,csv,png}
+	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS) --vs-paper --extra-digits $(DIGITS) $(ARGS)
 
 figures: ## Draw results/figures/$(EXP)/: Figure 1 (τ grid), Figure 2 (val acc vs hours), reliability diagrams
 	$(PYTHON) -m bayeslora.figures $(EXP) --results-dir $(RESULTS)

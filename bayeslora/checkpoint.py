@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from bayeslora.errors import BayesLoraError
-from bayeslora.records import atomic_write_text
+from bayeslora.utils.atomic import atomic_write_bytes, atomic_write_text
 
 CKPT = "checkpoint.pt"
 META = "checkpoint.json"
@@ -67,26 +66,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save(run_dir: Path, state: dict[str, Any], step: int, config_hash: str) -> None:
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "step": step, "config_hash": config_hash, **state}, buf)
     data = buf.getvalue()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(run_dir / CKPT, data)
+    atomic_write_bytes(run_dir / CKPT, data)
     meta = {
         "format": FORMAT,
         "step": step,

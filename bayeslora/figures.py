@@ -36,21 +36,11 @@ import numpy as np
 import pandas as pd
 
 from bayeslora import metrics as M
-from bayeslora.aggregate import (
-    DATASET_LABELS,
-    DATASET_ORDER,
-    DEFAULT_ECE_BINS,
-    POSTHOC_SUFFIX,
-    PREDICTIVE_ORDER,
-    OneLineParser,
-    StagedOutputs,
-    group_records,
-    load_records,
-    run_dir_of,
-    safe_name,
-    summarize,
-)
 from bayeslora.errors import BayesLoraError
+from bayeslora.layout import DATASET_LABELS, DATASET_ORDER, DEFAULT_ECE_BINS, POSTHOC_SUFFIX, PREDICTIVE_ORDER
+from bayeslora.outputs import OneLineParser, StagedOutputs, safe_name
+from bayeslora.runs import group_records, load_records, run_dir_of
+from bayeslora.summary import summarize
 
 TAU_RE = re.compile(r"^(?P<base>.+)_tau(?P<tau>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)$")
 METHOD_LABELS = {"adamw": "AdamW", "ivon": "IVON", "ensemble": "Ensemble", "blob": "BLoB"}
@@ -197,28 +187,10 @@ def _load_preds(path: Path) -> dict[str, np.ndarray]:
 
 
 def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int) -> pd.DataFrame:
-    """Per confidence bin (lo, hi]: count, accuracy and mean confidence (the binning of
-    :func:`bayeslora.metrics.expected_calibration_error`)."""
-    p = M.mean_probs(probs)
-    y = np.asarray(labels).astype(np.int64)
-    conf = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        mask = idx == b
-        rows.append(
-            dict(
-                bin=b,
-                lo=float(edges[b]),
-                hi=float(edges[b + 1]),
-                count=int(mask.sum()),
-                acc=float(correct[mask].mean()) if mask.any() else float("nan"),
-                conf=float(conf[mask].mean()) if mask.any() else float("nan"),
-            )
-        )
-    return pd.DataFrame(rows)
+    """Per confidence bin (lo, hi]: count, accuracy and mean confidence, from
+    :func:`bayeslora.metrics.calibration_bins` (the binning of the ECE)."""
+    b = M.calibration_bins(probs, labels, n_bins)
+    return pd.DataFrame({"bin": np.arange(len(b["count"])), **b}).astype({"count": int})
 
 
 def reliability_data(

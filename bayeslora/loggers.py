@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
+import re
 from pathlib import Path
 from typing import Any
+
+from bayeslora.errors import BayesLoraError
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +104,56 @@ def flatten(d: dict[str, Any], prefix: str = "", sep: str = "/") -> dict[str, An
         else:
             out[key] = v
     return out
+
+
+class WandbUploadError(BayesLoraError):
+    pass
+
+
+def upload_to_wandb(
+    files: dict[str, Path],
+    figures: dict[str, Path],
+    exp: str,
+    project: str,
+    entity: str | None = None,
+    config: dict | None = None,
+) -> None:
+    """Tables (and figures) of ``bayeslora-table`` as W&B artifacts; the mode comes from
+    ``WANDB_MODE`` (online, offline, disabled). The run is always finished."""
+    try:
+        import wandb
+    except ImportError:
+        raise WandbUploadError("--wandb needs the wandb package (pip install wandb)") from None
+    mode = os.environ.get("WANDB_MODE") or None
+    if mode == "dryrun":
+        mode = "offline"
+    if mode not in (None, "online", "offline", "disabled"):
+        raise WandbUploadError(f"WANDB_MODE must be online, offline or disabled, not {mode!r}")
+    run, ok = None, False
+    try:
+        # mode and folder are read from the environment now: wandb ignores later changes to it
+        # once a session has started in this process
+        run = wandb.init(
+            mode=mode,
+            dir=os.environ.get("WANDB_DIR") or None,
+            project=project,
+            entity=entity,
+            job_type="aggregate",
+            name=f"tables/{exp}",
+            config=config or {},
+            reinit="finish_previous",
+        )
+        for kind, group in (("tables", files), ("figures", figures)):
+            if not group:
+                continue
+            name = re.sub(r"[^A-Za-z0-9._-]", "-", f"{exp}-{kind}")
+            art = wandb.Artifact(name, type=kind)
+            for fname, path in group.items():
+                art.add_file(str(path), name=fname)
+            run.log_artifact(art)
+        ok = True
+    except Exception as e:
+        raise WandbUploadError(f"uploading to W&B failed: {type(e).__name__}: {e}") from e
+    finally:
+        if run is not None:
+            run.finish(exit_code=0 if ok else 1)

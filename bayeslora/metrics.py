@@ -44,21 +44,37 @@ def log_mean_probs(log_probs) -> np.ndarray:
     return lp.numpy()
 
 
-def expected_calibration_error(p: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
-    """ECE with ``n_bins`` equal-width bins over the max probability, bins ``(lo, hi]``,
-    each bin's |accuracy - confidence| weighted by its share of the examples."""
+def calibration_bins(p, labels, n_bins: int = 10) -> dict[str, np.ndarray]:
+    """Equal-width bins ``(lo, hi]`` over the max probability of ``p`` ``[N, C]`` (or ``[S, N, C]``,
+    averaged over samples first): per bin its ``lo``/``hi`` edges, ``count``, ``acc`` (fraction
+    correct) and ``conf`` (mean max probability); ``acc``/``conf`` are NaN for an empty bin.
+
+    The one binning of the package: :func:`expected_calibration_error` and the reliability
+    diagrams both use it."""
+    if int(n_bins) < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    p = mean_probs(p)
+    y = _as_numpy(labels).astype(np.int64)
     conf = p.max(axis=1)
-    correct = (p.argmax(axis=1) == labels).astype(np.float64)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     # bin b holds conf in (edges[b], edges[b+1]]; conf == 0 cannot occur for a distribution.
     idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
-    ece = 0.0
-    n = len(labels)
-    for b in range(n_bins):
-        mask = idx == b
-        if mask.any():
-            ece += mask.sum() / n * abs(correct[mask].mean() - conf[mask].mean())
-    return float(ece)
+    count = np.bincount(idx, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.bincount(idx, weights=correct, minlength=n_bins) / count
+        mean_conf = np.bincount(idx, weights=conf, minlength=n_bins) / count
+    return {"lo": edges[:-1], "hi": edges[1:], "count": count, "acc": acc, "conf": mean_conf}
+
+
+def expected_calibration_error(p: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
+    """ECE with ``n_bins`` equal-width bins over the max probability, bins ``(lo, hi]``,
+    each bin's |accuracy - confidence| weighted by its share of the examples
+    (bins from :func:`calibration_bins`)."""
+    b = calibration_bins(p, labels, n_bins)
+    filled = b["count"] > 0
+    share = b["count"][filled] / b["count"].sum()
+    return float((share * np.abs(b["acc"][filled] - b["conf"][filled])).sum())
 
 
 def classification_metrics(probs, labels, n_bins: int = 10, log_probs=None) -> dict[str, float]:

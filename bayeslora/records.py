@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -21,12 +19,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bayeslora.errors import RecordClashError
+from bayeslora.utils.atomic import atomic_write_text
 
 RECORD_FILE = "metrics.json"
 # Top-level keys that do not change what is computed.
 NOT_HASHED = ("seed", "paths", "logger", "overwrite", "run_dir", "exp_name", "hydra", "launcher")
 # trainer keys that only change how it is shown or scheduled.
 NOT_HASHED_TRAINER = ("progress_bar", "num_threads", "log_every")
+# dataset keys that only change how it is shown (its column label).
+NOT_HASHED_DATASET = ("label",)
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "hydra-core", "ivon-opt", "wandb")
 SCHEMA_VERSION = 1
 
@@ -36,6 +37,8 @@ def hashed_config(cfg: DictConfig) -> dict[str, Any]:
     out = {k: v for k, v in c.items() if k not in NOT_HASHED}
     if "trainer" in out:
         out["trainer"] = {k: v for k, v in out["trainer"].items() if k not in NOT_HASHED_TRAINER}
+    if isinstance(out.get("dataset"), dict):
+        out["dataset"] = {k: v for k, v in out["dataset"].items() if k not in NOT_HASHED_DATASET}
     if "predictive" in out and "method" in out:
         used = set(out["method"].get("predictives", [])) | {out["method"].get("val_predictive")}
         out["predictive"] = {k: v for k, v in out["predictive"].items() if k in used}
@@ -95,6 +98,8 @@ class RunRecord:
     # split -> predictive -> metric, for every evaluation split
     splits: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     eval_split: str | None = None
+    # the dataset's column label (conf/dataset/<name>.yaml ``label``, e.g. "WG-S")
+    dataset_label: str | None = None
     # predictive -> human label of its table row (e.g. "AdamW", "+ SWAG")
     labels: dict[str, str] = field(default_factory=dict)
     # predictives that are rows of the main table (the others, e.g. the τ grid, feed figures)
@@ -115,21 +120,6 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_record(run_dir: Path, record: RunRecord) -> Path:

@@ -235,6 +235,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         status="running",
         exp_name=cfg.exp_name,
         dataset=cfg.dataset.name,
+        dataset_label=cfg.dataset.get("label"),
         model=cfg.model.name,
         method=cfg.method.name,
         seed=int(cfg.seed),

@@ -17,6 +17,10 @@ import pandas as pd
 import pytest
 
 from bayeslora import aggregate as A
+from bayeslora import layout as L
+from bayeslora import runs as R
+from bayeslora import summary as S
+from bayeslora import tables as T
 from bayeslora.aggregate import AggregationError, main
 from bayeslora.metrics import classification_metrics
 
@@ -126,7 +130,7 @@ def results(tmp_path):
             for i, seed in enumerate(SEEDS):
                 if i >= len(ACC[(dataset, preds[0])]):
                     continue
-                mets = {p: {k: value(dataset, p, k, i) for k in A.METRIC_KEYS} for p in preds}
+                mets = {p: {k: value(dataset, p, k, i) for k in L.METRIC_KEYS} for p in preds}
                 if method == "ivon":
                     mets["ivon_tau0"] = dict(mets["ivon_mean"])
                     mets["ivon_tau1"] = dict(mets["ivon"])
@@ -151,14 +155,14 @@ def summary_row(df, dataset, pred, metric):
 
 
 def test_mean_and_sem_are_exact(results):
-    recs = A.load_records(results / "runs" / "t1")
-    df = A.summarize(recs, expected_seeds=SEEDS)
+    recs = R.load_records(results / "runs" / "t1")
+    df = S.summarize(recs, expected_seeds=SEEDS)
     # the brief's example, by hand: 0.70, 0.72, 0.74 -> mean 0.72, std 0.02, SEM 0.02 / sqrt(3)
     r = summary_row(df, "winogrande_s", "map", "acc")
     assert r.n == 3 and r["mean"] == pytest.approx(0.72, abs=1e-12)
     assert r["sem"] == pytest.approx(0.02 / math.sqrt(3), abs=1e-12)
     for (dataset, pred), _ in ACC.items():
-        for metric in A.METRIC_KEYS:
+        for metric in L.METRIC_KEYS:
             n, mean, sem = expected(dataset, pred, metric)
             r = summary_row(df, dataset, pred, metric)
             assert r.n == n
@@ -166,36 +170,36 @@ def test_mean_and_sem_are_exact(results):
             assert r["sem"] == pytest.approx(sem, abs=1e-12)
     # the τ grid is not a table row unless asked for
     assert not df.predictive.str.startswith("ivon_tau").any()
-    assert A.summarize(recs, all_rows=True).predictive.str.startswith("ivon_tau").any()
+    assert S.summarize(recs, all_rows=True).predictive.str.startswith("ivon_tau").any()
 
 
 def test_missing_seeds_and_posthoc_ensemble_cover(results):
-    recs = A.load_records(results / "runs" / "t1")
-    df = A.summarize(recs, expected_seeds=SEEDS)
+    recs = R.load_records(results / "runs" / "t1")
+    df = S.summarize(recs, expected_seeds=SEEDS)
     assert summary_row(df, "arc_c", "ivon", "acc").missing_seeds == "87"
     assert summary_row(df, "arc_c", "map", "acc").missing_seeds == ""
     ens = summary_row(df, "winogrande_s", "ensemble", "acc")
     assert ens.n == 1 and ens.missing_seeds == "" and math.isnan(ens["sem"])
     # a 4th seed is flagged as well
     write_record(results, "arc_c", "adamw", 99, {p: m(0.5, 0.1, 1.0, 0.6) for p in ("map", "swag")})
-    df = A.summarize(A.load_records(results / "runs" / "t1"), expected_seeds=SEEDS)
+    df = S.summarize(R.load_records(results / "runs" / "t1"), expected_seeds=SEEDS)
     assert summary_row(df, "arc_c", "map", "acc").extra_seeds == "99"
-    md = A.markdown_table(df)
+    md = T.markdown_table(df)
     assert "(n=4)" in md and "unexpected seeds for arc_c/tiny/adamw: 99" in md
 
 
 def test_average_and_change_vs_adamw(results):
-    recs = A.load_records(results / "runs" / "t1")
-    long = A.long_table(A.summarize(recs, expected_seeds=SEEDS))
+    recs = R.load_records(results / "runs" / "t1")
+    long = S.long_table(S.summarize(recs, expected_seeds=SEEDS))
     datasets = ("winogrande_s", "arc_c")
     for pred in ("map", "swag", "ivon_mean", "ivon"):
-        for metric in A.METRIC_KEYS:
+        for metric in L.METRIC_KEYS:
             stats = [expected(d, pred, metric) for d in datasets]
             r = summary_row(long, "average", pred, metric)
             assert r["mean"] == pytest.approx(sum(s[1] for s in stats) / 2, abs=1e-12)
             assert r["sem"] == pytest.approx(math.sqrt(sum(s[2] ** 2 for s in stats)) / 2, abs=1e-12)
     for pred in ("ivon_mean", "ivon"):
-        for metric in A.METRIC_KEYS:
+        for metric in L.METRIC_KEYS:
             key = f"delta_vs_adamw/{metric}"
             for d in datasets:
                 want = expected(d, pred, metric)[1] - expected(d, "map", metric)[1]
@@ -203,9 +207,9 @@ def test_average_and_change_vs_adamw(results):
             want = sum(expected(d, pred, metric)[1] - expected(d, "map", metric)[1] for d in datasets) / 2
             assert summary_row(long, "average", pred, key)["mean"] == pytest.approx(want, abs=1e-12)
     # the accuracy change is in points as printed: IVON on WG-S 0.75 vs AdamW 0.72 -> +3.00
-    md = A.markdown_table(long)
+    md = T.markdown_table(long)
     row = next(line for line in md.splitlines() if line.startswith("| ACC ↑: IVON |"))
-    assert row.split("|")[2].strip() == "+3.00"
+    assert row.split("|")[2].strip() == "+3.0"
     # only IVON rows get a change; the ensemble row has only WG-S, so no Average and a note
     assert not long[long.metric.str.startswith("delta")].predictive.isin(["map", "swag", "ensemble"]).any()
     assert not ((long.dataset == "average") & (long.predictive == "ensemble")).any()
@@ -215,7 +219,7 @@ def test_average_and_change_vs_adamw(results):
 def test_hash_clash_is_an_error_never_averaged(results, capsys):
     write_record(results, "arc_c", "adamw", 87, {"map": m(0.1, 0.1, 0.1, 0.1)}, chash="other")
     with pytest.raises(AggregationError, match="disagree on the config hash"):
-        A.summarize(A.load_records(results / "runs" / "t1"))
+        S.summarize(R.load_records(results / "runs" / "t1"))
     assert main(["t1", "--results-dir", str(results)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bayeslora-table: error: arc_c/tiny/adamw: seeds disagree")
@@ -295,18 +299,18 @@ def test_outputs_parse_back_to_the_same_numbers(results, capsys):
     csv = pd.read_csv(tables / "t1.csv", dtype={c: str for c in text_cols})
     csv = csv.fillna({c: "" for c in text_cols})
     md_cells, tex_cells = parse_markdown(md), parse_latex(tex)
-    titles = {k: (t, s, dec) for k, t, s, dec in A.METRICS}
-    tex_title = {k: A.tex_escape(t) for k, t, *_ in A.METRICS}
+    titles = {k: (t, s, dec) for k, t, s, dec in L.METRICS}
+    tex_title = {k: T.tex_escape(t) for k, t, *_ in L.METRICS}
     cols = {"winogrande_s": "WG-S", "arc_c": "ARC-C", "average": "Average"}
     n_checked = 0
     for (dataset, pred), _ in ACC.items():
-        for metric in A.METRIC_KEYS:
+        for metric in L.METRIC_KEYS:
             n, mean, sem = expected(dataset, pred, metric)
             title, scale, dec = titles[metric]
             marker = n if n != 3 else None
             want = (shown(mean, scale, dec), shown(sem, scale, dec), marker)
             assert md_cells[(title, LABELS[pred], cols[dataset])] == pytest.approx(want)
-            assert tex_cells[(tex_title[metric], A.tex_escape(LABELS[pred]), cols[dataset])] == pytest.approx(
+            assert tex_cells[(tex_title[metric], T.tex_escape(LABELS[pred]), cols[dataset])] == pytest.approx(
                 want
             )
             r = summary_row(csv, dataset, pred, metric)
@@ -320,7 +324,7 @@ def test_outputs_parse_back_to_the_same_numbers(results, capsys):
     assert n_checked == 32
     # Average and the change vs AdamW in all three outputs
     for pred in ("ivon_mean", "ivon"):
-        for metric in A.METRIC_KEYS:
+        for metric in L.METRIC_KEYS:
             title, scale, dec = titles[metric]
             avg = summary_row(csv, "average", pred, metric)
             assert md_cells[(title, LABELS[pred], "Average")][:2] == pytest.approx(
@@ -337,7 +341,7 @@ def test_outputs_parse_back_to_the_same_numbers(results, capsys):
                 assert tex_cells[key][0] == pytest.approx(want)
     # booktabs and the layout
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
-    assert "$72.00_{\\pm 1.15}$" in tex  # AdamW WG-S accuracy: 72 ± 100·0.02/√3
+    assert "$72.0_{\\pm 1.2}$" in tex  # AdamW WG-S accuracy: 72 ± 100·0.02/√3 (paper precision)
     assert "- missing seeds for arc_c/tiny/ivon: 87" in md
     assert "- failed: " in md and "RuntimeError: boom" in md
 
@@ -354,7 +358,7 @@ def test_rows_and_columns_in_paper_order(tmp_path):
     for dataset in ("boolq", "obqa", "winogrande_m", "arc_e", "arc_c", "winogrande_s"):
         for method, ps in preds.items():
             write_record(res, dataset, method, 21, {p: m(0.5, 0.1, 0.7, 0.4) for p in ps}, table_rows=ps)
-    md = A.markdown_table(A.summarize(A.load_records(res / "runs" / "t1")))
+    md = T.markdown_table(S.summarize(R.load_records(res / "runs" / "t1")))
     first = md.split("\n\n")[0].splitlines()
     assert first[0] == "| ACC ↑ | WG-S | ARC-C | ARC-E | WG-M | OBQA | BoolQ | Average |"
     names = [line.split("|")[1].strip() for line in first[2:]]

@@ -4,7 +4,11 @@
 
 averages ``preds.npz`` of the listed seeds (predictive ``map`` by default) on every evaluation split
 and writes a record (method ``<method>_posthoc_ensemble``, predictive ``ensemble``) beside them, so
-the aggregator shows it as a table row.
+the aggregator shows it as a table row. ``bayeslora-table --posthoc-ensemble`` builds one for every
+dataset/model's AdamW seeds (:func:`posthoc_ensembles`).
+
+(Not to be confused with ``bayeslora.methods.ensemble``, the trained-ensemble method, or
+``bayeslora.predictives.ensemble``, its predictive.)
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import numpy as np
 
 from bayeslora import metrics as M
 from bayeslora.errors import BayesLoraError
+from bayeslora.layout import BASELINE, DEFAULT_ECE_BINS, POSTHOC_SUFFIX
+from bayeslora.outputs import StagedOutputs
 from bayeslora.records import RunRecord, read_record, write_record
+from bayeslora.runs import AggregationError, group_records, run_dir_of
 
 
 class EnsembleError(BayesLoraError):
@@ -61,8 +68,9 @@ def posthoc_ensemble(run_dirs: list[Path], out_dir: Path, predictive: str = "map
         status="success",
         exp_name=first["exp_name"],
         dataset=first["dataset"],
+        dataset_label=first.get("dataset_label"),
         model=first["model"],
-        method=f"{first['method']}_posthoc_ensemble",
+        method=f"{first['method']}{POSTHOC_SUFFIX}",
         seed=seeds[0],
         config_hash=chash,
         metrics=splits[first["eval_split"]],
@@ -85,6 +93,34 @@ def posthoc_ensemble(run_dirs: list[Path], out_dir: Path, predictive: str = "map
     np.savez_compressed(out_dir / "preds.npz", **saved)
     write_record(out_dir, record)
     return record.to_dict()
+
+
+def posthoc_ensembles(
+    records: list[dict], out: StagedOutputs, results_dir: Path, n_bins: int = DEFAULT_ECE_BINS
+) -> list[dict]:
+    """For every (dataset, model) with >= 2 successful ``adamw`` seeds: a post-hoc ensemble of their
+    ``map`` probabilities (:func:`posthoc_ensemble`), staged at
+    ``<method dir>/adamw_posthoc_ensemble/seed=<a+b+c>/``. Returns the records, old ones at the same
+    place replaced by the new ones."""
+    results_dir = Path(results_dir).resolve()
+    replaced, new = set(), []
+    for (_, _, method), recs in group_records(records).items():
+        if method != BASELINE[0] or len(recs) < 2:
+            continue
+        run_dirs = [run_dir_of(r) for r in recs]
+        seeds = "+".join(str(r["seed"]) for r in recs)
+        final = run_dirs[0].parent.parent / f"{method}{POSTHOC_SUFFIX}" / f"seed={seeds}"
+        try:
+            rel = final.resolve().relative_to(results_dir)
+        except ValueError:
+            raise AggregationError(f"{final} is not under {results_dir}") from None
+        staged = out.add_dir(rel)
+        rec = posthoc_ensemble(run_dirs, staged, BASELINE[1], n_bins)
+        rec["_path"] = str(staged / "metrics.json")
+        replaced.add(str((final / "metrics.json").resolve()))
+        new.append(rec)
+    kept = [r for r in records if str(Path(r["_path"]).resolve()) not in replaced]
+    return kept + new
 
 
 def main(argv: list[str] | None = None) -> int:
