@@ -267,8 +267,12 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="default: tiny,smollm2_135m (+ llama2_7b_random on a GPU)")
     ap.add_argument("--steps", type=int, default=15, help="timed training steps per method")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--methods", default=",".join(METHODS), help="methods to time (adamw first: the reference)")
-    ap.add_argument("--copies", type=int, default=2, help="model instances per method (build orders alternate)")
+    ap.add_argument(
+        "--methods", default=",".join(METHODS), help="methods to time (adamw first: the reference)"
+    )
+    ap.add_argument(
+        "--copies", type=int, default=2, help="model instances per method (build orders alternate)"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="repeats of each evaluation timing")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-batch", type=int, default=8, help="batch size of the timed evaluation batch")

@@ -56,7 +56,9 @@ def probe_one(args: tuple) -> dict:
     task = build_task(cfg.dataset, tok, cfg.trainer.max_length, 1)
     method = instantiate(cfg.method)
     method.setup(model, task.class_ids, steps, len(task.train), seed)
-    batches = method.batches(task.train, cfg.trainer.batch_size, seed, task.pad_id, cfg.trainer.pad_to_multiple_of)
+    batches = method.batches(
+        task.train, cfg.trainer.batch_size, seed, task.pad_id, cfg.trainer.pad_to_multiple_of
+    )
     losses, hess_means = [], []
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -106,8 +108,10 @@ def to_markdown(rows: list[dict], chosen: dict | None, meta: dict) -> str:
             f"| {r['ess']:.0e} | {r['hess_init']:.0e} | {'yes' if r['stable'] else 'no'} | "
             f"{r['loss_first_quarter']:.4f} | {r['loss_last_quarter']:.4f} | {r['drift']:.3f} | {v} |"
         )
-    pick = "none of the grid is stable" if chosen is None else (
-        f"ess = {chosen['ess']:g}, hess_init = {chosen['hess_init']:g}"
+    pick = (
+        "none of the grid is stable"
+        if chosen is None
+        else (f"ess = {chosen['ess']:g}, hess_init = {chosen['hess_init']:g}")
     )
     lines += ["", f"Chosen (smallest stable ess; at it, least drift): {pick}."]
     return "\n".join(lines) + "\n"

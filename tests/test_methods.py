@@ -359,7 +359,12 @@ def test_swag_snapshots_follow_the_schedule_of_a_real_run(compose, tiny_override
     weights at exactly those steps (recorded here at every step), and D's columns are the spread ones."""
     cfg = compose(
         tiny_overrides
-        + ["method=adamw", "predictive.swag.start_step=2", "predictive.swag.interval=3", "predictive.swag.rank=2"]
+        + [
+            "method=adamw",
+            "predictive.swag.start_step=2",
+            "predictive.swag.interval=3",
+            "predictive.swag.rank=2",
+        ]
     )
     model, tok = build_model(cfg.model, torch.device("cpu"), cfg.seed)
     task = build_task(cfg.dataset, tok, 64, 16)
@@ -393,7 +398,11 @@ def test_swag_snapshots_follow_the_schedule_of_a_real_run(compose, tiny_override
 
 
 def test_swag_constant_lr_holds_the_learning_rate_from_the_first_snapshot(compose, tiny_overrides):
-    extra = ("predictive.swag.start_step=2", "predictive.swag.interval=1", "predictive.swag.constant_lr=0.0007")
+    extra = (
+        "predictive.swag.start_step=2",
+        "predictive.swag.interval=1",
+        "predictive.swag.constant_lr=0.0007",
+    )
     _, ctx, _, _ = _context(compose, tiny_overrides, "adamw", steps=5, extra=extra)
     assert ctx.method.current_lr() == pytest.approx(0.0007)
     _, ctx, _, _ = _context(compose, tiny_overrides, "adamw", steps=5, extra=SWAG_EARLY)
