@@ -9,7 +9,7 @@ DIGITS ?= $(if $(filter demo,$(EXP)),1,0)
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all test-gpu smoke demo table compare figures reproduce reproduce-dry bench prompts clean
+.PHONY: help install lint format test test-all test-gpu smoke demo mini mini-tables table compare figures reproduce reproduce-dry bench prompts clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -44,6 +44,14 @@ demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 
 	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --posthoc-ensemble --figures --extra-digits 1
 	@echo "--- shifted split ---"
 	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --split shifted --no-write --extra-digits 1
+
+mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M, WG-S + ARC-E, 3 seeds; needs BAYESLORA_DATA_DIR; a GPU: trainer.device=cuda)
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=mini $(ARGS)
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=mini dataset=winogrande_s method=blob,ensemble $(ARGS)
+	$(MAKE) mini-tables
+
+mini-tables: ## Rebuild the miniature's table, figures and paper report from its committed records
+	$(PYTHON) -m bayeslora.aggregate mini --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper
 
 reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|submitit_local|basic)
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=$(or $(LAUNCHER),slurm)

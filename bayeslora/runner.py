@@ -252,7 +252,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         device = resolve_device(cfg.trainer.device)
         seed_everything(cfg.seed)
         model, tokenizer = build_model(model_config(cfg), device, cfg.seed)
-        task = build_task(cfg.dataset, tokenizer, cfg.trainer.max_length, cfg.eval.max_examples, cfg.eval.ood)
+        task = build_task(
+            cfg.dataset,
+            tokenizer,
+            cfg.trainer.max_length,
+            cfg.eval.max_examples,
+            cfg.eval.ood,
+            cfg.trainer.get("max_train_examples"),
+        )
         record.n_train = len(task.train)
         record.n_eval = {k: len(v) for k, v in task.evals.items()}
         record.eval_split = list(task.evals)[0]

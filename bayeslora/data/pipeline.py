@@ -116,19 +116,23 @@ def encode_prompts(tokenizer, name: str, examples, max_length: int) -> EncodedSp
 
 
 def build_task(
-    dataset_cfg, tokenizer, max_length: int, max_eval_examples: int | None = None, ood: dict | None = None
+    dataset_cfg,
+    tokenizer,
+    max_length: int,
+    max_eval_examples: int | None = None,
+    ood: dict | None = None,
+    max_train_examples: int | None = None,
 ) -> TaskData:
-    """Training split + evaluation splits, plus the first evaluation split of each ``ood`` dataset
-    config as ``"<name>:<split>"`` (its classes must be the training dataset's)."""
+    """Training split (its first ``max_train_examples`` if set: smoke tests) + evaluation splits, plus
+    the first evaluation split of each ``ood`` dataset config as ``"<name>:<split>"`` (its classes
+    must be the training dataset's)."""
     prepare_tokenizer(tokenizer)
     class_ids = class_token_ids(tokenizer, list(dataset_cfg.classes))
     source = instantiate(dataset_cfg.source)
-    train = encode_prompts(
-        tokenizer,
-        dataset_cfg.train_split,
-        load_examples(dataset_cfg, dataset_cfg.train_split, source),
-        max_length,
-    )
+    train_examples = load_examples(dataset_cfg, dataset_cfg.train_split, source)
+    if max_train_examples is not None:
+        train_examples = train_examples[:max_train_examples]
+    train = encode_prompts(tokenizer, dataset_cfg.train_split, train_examples, max_length)
     sources = {dataset_cfg.train_split: _provenance(source, dataset_cfg.train_split)}
     evals = {}
     for split in dataset_cfg.eval_splits:
