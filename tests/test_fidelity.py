@@ -1,0 +1,31 @@
+"""The docs/FIDELITY.md rows that no other test pins: predictive sample counts, the SWAG protocol
+defaults, ensemble size, BLoB's LoRA dropout, ECE bins, AdamW betas/eps, the padding multiple.
+Change a value here only together with its row in the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_ledger_rows_match_the_configs(compose):
+    cfg = compose([])
+    pred = cfg.predictive
+    assert pred.mc_dropout.n_samples == 10
+    assert (pred.ivon.n_samples, pred.ivon.tau) == (10, 1.0)
+    assert pred.blob.n_samples == 10
+    swag = pred.swag
+    assert (swag.n_samples, swag.scale, swag.rank) == (10, 1.0, 5)
+    assert (swag.start_step, swag.start_frac, swag.interval) == (None, 0.25, 250)
+    assert (swag.keep, swag.convention, swag.constant_lr) == ("spread", "swag_lora", None)
+    assert pred.swa.mean_only is True and pred.swa.interval == swag.interval
+    assert cfg.eval.ece_bins == 10 and cfg.trainer.pad_to_multiple_of == 8
+    assert (list(cfg.method.betas), cfg.method.eps) == ([0.9, 0.999], 1e-8)
+    assert compose(["method=ensemble"]).method.n_members == 3
+    assert compose(["method=blob"]).method.lora_dropout == 0.0
+
+
+def test_readme_links_the_ledger():
+    assert (REPO / "docs" / "FIDELITY.md").is_file()
+    assert "docs/FIDELITY.md" in (REPO / "README.md").read_text(encoding="utf-8")
