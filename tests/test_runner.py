@@ -199,7 +199,7 @@ def test_diverging_loss_stops_with_failed_record(compose, tiny_overrides):
 
 
 def test_wandb_offline_logger(compose, tiny_overrides, tmp_path):
-    cfg = compose(tiny_overrides + ["logger=wandb", "logger.mode=offline"])
+    cfg = compose(tiny_overrides + ["logger=wandb", "logger.wandb.mode=offline"])
     rec = run(cfg)
     assert rec["status"] == "success"
     runs = list((Path(cfg.paths.scratch_dir) / "wandb").rglob("offline-run-*"))
