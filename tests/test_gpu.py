@@ -11,7 +11,12 @@ from bayeslora.runner import run
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-SMALL_7B_SHAPE = ["model=llama2_7b_random", "model.loader.num_hidden_layers=2", "trainer.device=cuda"]
+SMALL_7B_SHAPE = [
+    "model=llama2_7b_random",
+    "model.loader.tokenizer_path=null",  # the built-in tokenizer (no model folder needed)
+    "model.loader.num_hidden_layers=2",
+    "trainer.device=cuda",
+]
 
 
 @pytest.mark.parametrize("method", ["adamw", "ivon", "blob"])
