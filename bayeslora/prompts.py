@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     from bayeslora.utils.env import setup_entry_point
     from bayeslora.utils.instantiate import instantiate
 
-    setup_entry_point()
+    if argv is None:  # the command (not a call from Python): read .env, quiet library chatter
+        setup_entry_point()
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
         print(__doc__.strip())

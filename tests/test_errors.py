@@ -95,6 +95,21 @@ def test_shipped_configs_validate(compose, tiny_overrides, method):
     validate(compose([f"method={method}", "trainer.device=cpu"]))  # the paper's config as shipped
 
 
+def _stems(group: str) -> list[str]:
+    return sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("overrides", [[f"experiment={e}"] for e in _stems("experiment")])
+def test_shipped_experiments_validate(compose, overrides):
+    validate(compose([*overrides, "trainer.device=cpu"]))
+
+
+@pytest.mark.parametrize("pair", _stems("method_dataset"))
+def test_shipped_method_dataset_pairs_validate(compose, pair):
+    method, dataset = next((m, pair[len(m) + 1 :]) for m in _stems("method") if pair.startswith(f"{m}_"))
+    validate(compose([f"method={method}", f"dataset={dataset}", "trainer.device=cpu"]))
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_cuda_without_cuda_is_refused_up_front(compose, tiny_overrides):
     with pytest.raises(ConfigError, match="trainer.device=cuda but CUDA is not available"):
