@@ -10,7 +10,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bayeslora.errors import BayesLoraError
 
@@ -53,13 +53,13 @@ class WandbLogger:
         self,
         project: str,
         entity: str | None,
-        mode: str,
+        mode: Literal["online", "offline", "disabled"],
         group: str,
-        name: str,
+        run_name: str,
         job_type: str,
-        config: dict[str, Any],
         tags: list[str],
         dir: str,
+        config: dict[str, Any] | None = None,
         run_id: str | None = None,
     ):
         import wandb
@@ -67,14 +67,14 @@ class WandbLogger:
         if mode not in ("online", "offline", "disabled"):
             from bayeslora.errors import ConfigError
 
-            raise ConfigError(f"logger.mode must be online, offline or disabled, not {mode!r}")
+            raise ConfigError(f"logger.wandb.mode must be online, offline or disabled, not {mode!r}")
         Path(dir).mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=project,
             entity=entity,
             mode=mode,
             group=group,
-            name=name,
+            name=run_name,
             job_type=job_type,
             config=config,
             tags=list(tags),
@@ -93,6 +93,25 @@ class WandbLogger:
 
     def close(self, ok: bool) -> None:
         self.run.finish(exit_code=0 if ok else 1)
+
+
+def instantiate_loggers(logger_cfg, config: dict[str, Any], run_id: str) -> list:
+    """Every entry of the ``logger`` config with a ``_target_`` (lightning-hydra-template's
+    ``instantiate_loggers``), given the run's resolved ``config`` and a stable ``run_id``."""
+    from omegaconf import DictConfig
+
+    from bayeslora.errors import ConfigError
+    from bayeslora.utils.instantiate import instantiate
+
+    loggers = []
+    for key, node in (logger_cfg or {}).items():
+        if key == "name":
+            continue
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise ConfigError(f"unknown logger entry logger.{key}: expected a mapping with a _target_")
+        # partial: the run's config holds _target_ nodes of its own, which must stay plain data
+        loggers.append(instantiate(node, _partial_=True)(config=config, run_id=run_id))
+    return loggers
 
 
 def flatten(d: dict[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:

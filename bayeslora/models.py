@@ -10,19 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 
 from bayeslora.errors import ConfigError, ModelLoadError
-
-# Known-harmless library chatter on every step or save.
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")
-warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
-warnings.filterwarnings(
-    "ignore", message="Could not find a config file in .* will assume that the vocabulary"
-)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
 OFFLINE_ALTERNATIVES = (
@@ -46,6 +38,20 @@ def quantization_config(kind: str, dtype):
     raise ConfigError(f"model.quantization must be 8bit, 4bit or none, not {kind!r}")
 
 
+def is_local_path(name: str) -> bool:
+    """A folder path rather than a hub id ("org/name"): absolute, relative (./, ../, ~) or deeper."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1
+
+
+def require_folder(path: str, key: str, what: str) -> None:
+    """A missing local model or tokenizer folder is a config error (never a silent fallback)."""
+    if not Path(path).expanduser().is_dir():
+        raise ConfigError(
+            f"{key}={path}: no {what} folder there; set BAYESLORA_MODELS_DIR (paths.models_dir) to the "
+            f"folder that holds it, or pass {key}=/path/to/it"
+        )
+
+
 def _from_pretrained(path: str, quantization: str, dtype, device: torch.device, **kwargs):
     from transformers import AutoModelForCausalLM
 
@@ -60,6 +66,10 @@ class HFModel:
     """A causal LM from the Hugging Face hub (``model_id``) or a local folder in HF format."""
 
     def __init__(self, model_id: str, revision: str | None = None, tokenizer_id: str | None = None):
+        if is_local_path(model_id):
+            require_folder(model_id, "model.loader.model_id", "model")
+        if tokenizer_id and is_local_path(tokenizer_id):
+            require_folder(tokenizer_id, "model.loader.tokenizer_id", "tokenizer")
         self.model_id = model_id
         self.revision = revision
         self.tokenizer_id = tokenizer_id or model_id
@@ -218,9 +228,12 @@ def quantize_8bit_(model, device: torch.device, skip: tuple[str, ...] = ("lm_hea
 class RandomLlama:
     """A Llama of any architecture with random weights, built directly on the device (no download):
     e.g. the Llama-2-7B shape for benchmarks (``conf/model/llama2_7b_random.yaml``). With
-    ``quantization: 8bit`` its linear layers become bitsandbytes ``Linear8bitLt`` (LM head kept)."""
+    ``quantization: 8bit`` its linear layers become bitsandbytes ``Linear8bitLt`` (LM head kept).
+    ``tokenizer_path`` must exist; ``None`` means :func:`tiny_tokenizer`."""
 
     def __init__(self, tokenizer_path: str | None = None, init_seed: int = 0, **config):
+        if tokenizer_path is not None:
+            require_folder(tokenizer_path, "model.loader.tokenizer_path", "tokenizer")
         self.tokenizer_path = tokenizer_path
         self.init_seed = init_seed
         self.config = config
@@ -228,10 +241,12 @@ class RandomLlama:
     def load(self, quantization: str, dtype, device: torch.device):
         from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-        if self.tokenizer_path and Path(self.tokenizer_path).is_dir():
-            tok = AutoTokenizer.from_pretrained(self.tokenizer_path)
-        else:
-            tok = tiny_tokenizer()
+        # null = the built-in tokenizer of model=tiny (an explicit choice, never a fallback)
+        tok = (
+            tiny_tokenizer()
+            if self.tokenizer_path is None
+            else AutoTokenizer.from_pretrained(self.tokenizer_path)
+        )
         if len(tok) > self.config.get("vocab_size", len(tok)):
             raise ConfigError(
                 f"tokenizer has {len(tok)} tokens, more than vocab_size {self.config['vocab_size']}"

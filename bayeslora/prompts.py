@@ -18,8 +18,11 @@ OWN_KEYS = {"split": None, "n": "3", "tokens": "false"}
 def main(argv: list[str] | None = None) -> int:
     from bayeslora.config import compose_config
     from bayeslora.data.pipeline import load_examples
+    from bayeslora.utils.env import setup_entry_point
     from bayeslora.utils.instantiate import instantiate
 
+    if argv is None:  # the command (not a call from Python): read .env, quiet library chatter
+        setup_entry_point()
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
         print(__doc__.strip())

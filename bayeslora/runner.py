@@ -27,7 +27,7 @@ from bayeslora import metrics as M
 from bayeslora.checkpoint import load_trainable_state, rng_state, set_rng_state, trainable_state
 from bayeslora.data import TaskData, build_task, eval_batches
 from bayeslora.errors import ConfigError, TrainingDivergedError
-from bayeslora.loggers import CSVLogger, WandbLogger, flatten
+from bayeslora.loggers import CSVLogger, flatten, instantiate_loggers
 from bayeslora.models import build_model, lora_parameters
 from bayeslora.predictives import EvalContext, Predictive
 from bayeslora.records import RunRecord, config_hash, git_info, package_versions, should_skip, write_record
@@ -102,31 +102,13 @@ def predict_split(
 
 
 def make_loggers(cfg: DictConfig, run_dir: Path, chash: str, resume_step: int | None = None) -> list:
-    """The local CSV history (kept up to ``resume_step`` when resuming) and optionally W&B."""
-    loggers: list = [CSVLogger(run_dir, resume_step)]
-    if cfg.logger.name == "wandb":
-        group = f"{cfg.exp_name}/{cfg.dataset.name}/{cfg.model.name}/{cfg.method.name}"
-        config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        config.pop("paths", None)
-        config.update(config_hash=chash, **git_info())
-        loggers.append(
-            WandbLogger(
-                project=cfg.logger.project,
-                entity=cfg.logger.entity,
-                mode=cfg.logger.mode,
-                group=group,
-                name=f"{group}/seed={cfg.seed}",
-                job_type=cfg.method.name,
-                config=config,
-                tags=list(cfg.logger.tags),
-                dir=str(Path(cfg.paths.scratch_dir) / "wandb"),
-                # stable per run folder and config: a resumed run continues the same W&B run
-                run_id=hashlib.sha256(f"{run_dir.resolve()}:{chash}".encode()).hexdigest()[:16],
-            )
-        )
-    elif cfg.logger.name != "none":
-        raise ConfigError(f"unknown logger {cfg.logger.name!r}")
-    return loggers
+    """The local CSV history (kept up to ``resume_step`` when resuming) and the loggers of ``cfg.logger``."""
+    config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    config.pop("paths", None)
+    config.update(config_hash=chash, **git_info())
+    # stable per run folder and config: a resumed run continues the same W&B run
+    run_id = hashlib.sha256(f"{run_dir.resolve()}:{chash}".encode()).hexdigest()[:16]
+    return [CSVLogger(run_dir, resume_step), *instantiate_loggers(cfg.logger, config, run_id)]
 
 
 def fit(

@@ -1,7 +1,9 @@
 """Hydra entry point: ``python -m bayeslora.train [overrides]`` (or ``bayeslora-train``).
 
 Only composes the config and calls :func:`bayeslora.runner.run`; user errors become one line on
-stderr and a non-zero exit.
+stderr and a non-zero exit. Before Hydra starts (and writes anything), :func:`cli` reads ``.env``,
+refuses secret-looking overrides and checks the composed config (:mod:`bayeslora.schema`): bad input
+exits with status 2 in a few seconds, before any model loads; errors during the run exit with 1.
 """
 
 from __future__ import annotations
@@ -22,10 +24,20 @@ log = logging.getLogger("bayeslora")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from bayeslora.runner import run
+    from bayeslora.schema import validate
     from bayeslora.utils.secrets import install_log_filter, scrub
 
     install_log_filter()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        validate(cfg)  # each job of a sweep (cli checked its values before Hydra started)
+    except BayesLoraError as e:
+        if multirun:
+            log.error("job refused: %s", scrub(str(e)))
+            record_refusal(cfg, e)
+            return None
+        print(f"bayeslora: error: {scrub(str(e))}", file=sys.stderr)
+        sys.exit(2)
     try:
         record = run(cfg)
     except Exception as e:
@@ -42,6 +54,135 @@ def main(cfg: DictConfig) -> float | None:
     return first.get("acc")
 
 
+def record_refusal(cfg: DictConfig, error: Exception) -> None:
+    """A sweep job refused by the config check gets a ``failed`` record (so the sweep summary lists
+    it), where its run folder can be resolved."""
+    from pathlib import Path
+
+    from bayeslora.records import RunRecord, write_record
+    from bayeslora.utils.secrets import scrub
+
+    try:
+        fields = {k: str(v) for k, v in [("exp_name", cfg.exp_name), ("dataset", cfg.dataset.name)]}
+        record = RunRecord(
+            status="failed",
+            model=str(cfg.model.name),
+            method=str(cfg.method.name),
+            seed=cfg.seed,
+            config_hash="",
+            error=scrub(f"{type(error).__name__}: {error}"),
+            **fields,
+        )
+        write_record(Path(cfg.run_dir), record)
+    except Exception:  # an unresolvable run folder: the log line above is all there is
+        log.exception("could not write the failed record of a refused job")
+
+
+# Hydra flags that take a value (the rest of argv are overrides or bare flags).
+FLAGS_WITH_VALUE = {
+    "-c",
+    "--cfg",
+    "-i",
+    "--info",
+    "-p",
+    "--package",
+    "-cp",
+    "--config-path",
+    "-cn",
+    "--config-name",
+    "-cd",
+    "--config-dir",
+    "--experimental-rerun",
+    "--shell-completion",
+}
+# Flags after which nothing runs (help, config printing, shell completion, rerun of a pickled config).
+NOT_A_RUN = {
+    "-h",
+    "--help",
+    "--hydra-help",
+    "--version",
+    "-c",
+    "--cfg",
+    "-i",
+    "--info",
+    "-sc",
+    "--shell-completion",
+}
+# Flags that change which config is composed: the up-front check leaves those runs to main().
+OTHER_CONFIG = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--experimental-rerun"}
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(flags with their values, overrides) of a Hydra command line."""
+    flags, overrides, takes_value = [], [], False
+    for a in argv:
+        if a.startswith("-") or (takes_value and "=" not in a and not a.startswith(("~", "+"))):
+            takes_value = a in FLAGS_WITH_VALUE  # --info's value is optional: an override is not one
+            flags.append(a)
+        else:
+            takes_value = False
+            overrides.append(a)
+    return flags, overrides
+
+
+def first_job(overrides: list[str]) -> list[str]:
+    """The overrides of a sweep's first job (each sweep replaced by its first value)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [
+        f"{p.get_key_element()}={next(iter(p.sweep_string_iterator()))}" if p.is_sweep_override() else o
+        for o, p in zip(overrides, parsed)
+    ]
+
+
+def sweep_variants(overrides: list[str], limit: int = 50) -> list[list[str]]:
+    """The first job of a command-line sweep, then each further value of each swept key on top of
+    it (the sum of the sweep sizes, not their product; at most ``limit``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    base = first_job(overrides)
+    variants = [base]
+    for i, p in enumerate(parsed):
+        if p.is_sweep_override():
+            for value in list(p.sweep_string_iterator())[1:]:
+                variants.append([*base[:i], f"{p.get_key_element()}={value}", *base[i + 1 :]])
+    return variants[:limit]
+
+
+def precheck(overrides: list[str], multirun: bool) -> None:
+    """Compose the config of the run (of each value of a sweep) and validate it, turning Hydra's
+    composition errors (unknown option or key, bad override syntax) into one-line ConfigErrors."""
+    from omegaconf import OmegaConf
+
+    from bayeslora.config import compose_config
+    from bayeslora.errors import ConfigError
+    from bayeslora.schema import validate
+    from bayeslora.utils.secrets import refuse_secret_keys
+
+    try:
+        variants = sweep_variants(overrides) if multirun else [overrides]
+    except Exception as e:  # override syntax
+        raise ConfigError(one_line(e)) from None
+    for job in variants:
+        try:
+            cfg = compose_config(job)
+        except Exception as e:  # Hydra's composition and override-parsing errors
+            raise ConfigError(one_line(e)) from None
+        refuse_secret_keys(OmegaConf.to_container(cfg, resolve=False))  # e.g. from conf/local/
+        validate(cfg)
+
+
+def one_line(e: Exception) -> str:
+    """Hydra's multi-line message on one line, without its search path and node details."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if "Config search path:" in lines:  # after an unknown option: the search path is noise
+        lines = lines[: lines.index("Config search path:")]
+    lines = [ln for ln in lines if not ln.startswith(("full_key:", "object_type=", "reference_type="))]
+    return " ".join(lines) or type(e).__name__
+
+
 def sweep_jobs(overrides: list[str]) -> int:
     """How many jobs ``-m <overrides>`` launches: the product of the sweep sizes of the sweeper's
     ``params`` and of the command line (the command line wins for a key set in both)."""
@@ -51,11 +192,7 @@ def sweep_jobs(overrides: list[str]) -> int:
 
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(overrides)
-    first = [
-        f"{p.get_key_element()}={next(iter(p.sweep_string_iterator()))}" if p.is_sweep_override() else o
-        for o, p in zip(overrides, parsed)
-    ]
-    cfg = compose_config(first, return_hydra_config=True)
+    cfg = compose_config(first_job(overrides), return_hydra_config=True)
     sizes = {}
     for p in parser.parse_overrides([f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]):
         sizes[p.key_or_group] = len(list(p.sweep_string_iterator())) if p.is_sweep_override() else 1
@@ -68,40 +205,29 @@ def sweep_jobs(overrides: list[str]) -> int:
 
 
 def cli() -> None:
-    """``-m`` with ``--cfg``/``--info`` (which Hydra refuses together) shows the config of the
-    sweep and the number of jobs it launches, without running anything."""
-    argv = sys.argv[1:]
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    inspect = any(a in ("-c", "--cfg", "-i", "--info") for a in argv)
-    if multirun and inspect:
-        from hydra.core.override_parser.overrides_parser import OverridesParser
+    """Read ``.env``, refuse secrets and bad configs before Hydra writes anything, then run Hydra.
 
-        flags_with_value = {
-            "-c",
-            "--cfg",
-            "-i",
-            "--info",
-            "-p",
-            "--package",
-            "-cp",
-            "--config-path",
-            "-cn",
-            "--config-name",
-        }
-        overrides, shown, skip = [], [], False
-        for a in argv:
-            if a in ("-m", "--multirun"):
-                continue
-            if skip or a in flags_with_value or a.startswith("-"):
-                skip = a in flags_with_value
-                shown.append(a)
-                continue
-            overrides.append(a)
-            parsed = OverridesParser.create().parse_overrides([a])[0]
-            if parsed.is_sweep_override():  # show the config of the sweep's first job
-                a = f"{parsed.get_key_element()}={next(iter(parsed.sweep_string_iterator()))}"
-            shown.append(a)
-        sys.argv = [sys.argv[0], *shown]
+    ``-m`` with ``--cfg``/``--info`` (which Hydra refuses together) shows the config of the sweep
+    and the number of jobs it launches, without running anything."""
+    from bayeslora.errors import BayesLoraError
+    from bayeslora.utils.env import setup_entry_point
+    from bayeslora.utils.secrets import refuse_secret_overrides, scrub
+
+    setup_entry_point()
+    argv = sys.argv[1:]
+    flags, overrides = split_argv(argv)
+    multirun = any(a in ("-m", "--multirun") for a in flags)
+    inspect = any(a in ("-c", "--cfg", "-i", "--info") for a in flags)
+    try:
+        refuse_secret_overrides(overrides)  # before Hydra writes them into .hydra/*.yaml
+        if not (set(flags) & (NOT_A_RUN | OTHER_CONFIG)):
+            precheck(overrides, multirun)
+    except BayesLoraError as e:
+        print(f"bayeslora: error: {scrub(str(e))}", file=sys.stderr)
+        sys.exit(2)
+    if multirun and inspect:
+        shown = [a for a in flags if a not in ("-m", "--multirun")]
+        sys.argv = [sys.argv[0], *shown, *first_job(overrides)]  # show the config of the first job
         main()
         print(f"# sweep: {sweep_jobs(overrides)} jobs (the config above is the first job's)")
         return

@@ -263,6 +263,10 @@ def to_markdown(report: dict) -> str:
 
 
 def main() -> None:
+    from bayeslora.utils.env import setup_entry_point
+
+    setup_entry_point()  # .env first: the defaults below read the environment
+    models_dir = os.environ.get("BAYESLORA_MODELS_DIR")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=None, help="default: tiny,smollm2_135m (+ llama2_7b_random on a GPU)")
     ap.add_argument("--steps", type=int, default=15, help="timed training steps per method")
@@ -277,9 +281,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-batch", type=int, default=8, help="batch size of the timed evaluation batch")
     ap.add_argument(
-        "--data-dir", default=os.environ.get("BAYESLORA_DATA_DIR", str(ROOT.parent / "shared/data"))
+        "--data-dir", default=os.environ.get("BAYESLORA_DATA_DIR"), help="default: $BAYESLORA_DATA_DIR"
     )
-    ap.add_argument("--tokenizer", default=str(ROOT.parent / "shared/models/llama2-tokenizer"))
+    ap.add_argument(
+        "--tokenizer",
+        default=str(Path(models_dir) / "llama2-tokenizer") if models_dir else None,
+        help="Llama-2 tokenizer folder for the padding report (default: $BAYESLORA_MODELS_DIR/llama2-tokenizer)",
+    )
     ap.add_argument("--out", default=str(ROOT / "results" / "bench"))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -292,7 +300,11 @@ def main() -> None:
         else f"{platform.processor() or platform.machine()}, {args.threads} threads"
     )
     report = {"machine": machine, "torch": torch.__version__, "models": {}, "args": vars(args)}
-    data_dir = args.data_dir if Path(args.data_dir).is_dir() else None
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        sys.exit(f"bench: error: --data-dir {args.data_dir} is not a folder")
+    if args.tokenizer and not Path(args.tokenizer).is_dir():
+        sys.exit(f"bench: error: --tokenizer {args.tokenizer} is not a folder")
+    data_dir = args.data_dir
     if args.models is None:
         args.models = "tiny,smollm2_135m" + (",llama2_7b_random" if device.type == "cuda" else "")
     for model_name in args.models.split(","):
@@ -321,7 +333,11 @@ def main() -> None:
             "memory": peak_memory_mb(device),
         }
         del runs
-    if data_dir and Path(args.tokenizer).is_dir():
+    if not (data_dir and args.tokenizer):
+        print(
+            "skip padding waste: needs --data-dir and --tokenizer (BAYESLORA_DATA_DIR, BAYESLORA_MODELS_DIR)"
+        )
+    else:
         from transformers import AutoTokenizer
 
         print("== padding waste", flush=True)

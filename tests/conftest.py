@@ -14,20 +14,52 @@ os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SHARED_DATA = SHARED / "data"
-LLAMA_TOKENIZER = SHARED / "models" / "llama2-tokenizer"
 
-needs_shared = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason="../shared/data is not present (CI has it)"
-)
+
+def _env_dir(name: str) -> Path:
+    """The folder an environment variable names (read once, at import), or a path that does not exist."""
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else Path(f"/nonexistent/{name}-is-not-set")
+
+
+# Tests find the benchmark copies and local models through the variables the package reads;
+# .ci/run points them at ../shared and sets BAYESLORA_REQUIRE_DATA=1, so that missing data fails
+# the run there instead of skipping tests silently.
+DATA_DIR = _env_dir("BAYESLORA_DATA_DIR")
+MODELS_DIR = _env_dir("BAYESLORA_MODELS_DIR")
+LLAMA_TOKENIZER = MODELS_DIR / "llama2-tokenizer"
+REQUIRE_DATA = os.environ.get("BAYESLORA_REQUIRE_DATA", "") not in ("", "0")
+
+# Tests that read the benchmark copies (BAYESLORA_DATA_DIR) or the Llama-2 tokenizer
+# (BAYESLORA_MODELS_DIR/llama2-tokenizer): skipped without them, failed with BAYESLORA_REQUIRE_DATA=1.
+needs_data = pytest.mark.needs_data
+needs_models = pytest.mark.needs_models
+
+
+def require(path: Path, variable: str) -> None:
+    """Skip when ``path`` is not a folder, or fail when the run expects the data (BAYESLORA_REQUIRE_DATA=1)."""
+    if path.is_dir():
+        return
+    msg = f"{path} is not a folder (set {variable})"
+    if REQUIRE_DATA:
+        pytest.fail(f"BAYESLORA_REQUIRE_DATA=1 but {msg}", pytrace=False)
+    pytest.skip(msg)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("needs_data"):
+        require(DATA_DIR, "BAYESLORA_DATA_DIR")
+    if item.get_closest_marker("needs_models"):
+        require(LLAMA_TOKENIZER, "BAYESLORA_MODELS_DIR")
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    # each test passes data and model folders explicitly (paths.data_dir=..., paths.models_dir=...)
     monkeypatch.delenv("BAYESLORA_DATA_DIR", raising=False)
+    monkeypatch.delenv("BAYESLORA_MODELS_DIR", raising=False)
     yield
 
 

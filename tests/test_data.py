@@ -30,14 +30,10 @@ from bayeslora.data.templates import arc
 from bayeslora.errors import DataError, TokenizerError
 from bayeslora.models import tiny_tokenizer
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data"
-LLAMA_DIR = SHARED / "models" / "llama2-tokenizer"
-
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared not present (no local benchmark copies)")
-needs_llama = pytest.mark.skipif(
-    not LLAMA_DIR.is_dir(), reason="../shared not present (no Llama-2 tokenizer at ../shared/models)"
-)
+from .conftest import DATA_DIR as DATA
+from .conftest import LLAMA_TOKENIZER as LLAMA_DIR
+from .conftest import needs_data, require
+from .conftest import needs_models as needs_llama
 
 PREFIX = "Select one of the choices that answers the following question:"
 
@@ -108,8 +104,7 @@ def arc_row(row_id: str, n_choices: int, labels=None, answer="A") -> dict:
 
 @pytest.fixture(scope="module")
 def llama_tok():
-    if not LLAMA_DIR.is_dir():
-        pytest.skip("../shared not present (no Llama-2 tokenizer at ../shared/models)")
+    require(LLAMA_DIR, "BAYESLORA_MODELS_DIR")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 

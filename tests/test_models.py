@@ -33,6 +33,7 @@ def test_llama2_7b_shape_and_lora_count_on_meta(compose):
 def test_random_llama_in_8bit_trains(compose, tiny_overrides):
     small = [
         "model=llama2_7b_random",
+        "model.loader.tokenizer_path=null",  # the built-in tokenizer (no model folder needed)
         "model.loader.hidden_size=64",
         "model.loader.intermediate_size=128",
         "model.loader.num_hidden_layers=2",

@@ -17,7 +17,7 @@ from bayeslora.metrics import classification_metrics
 from bayeslora.records import config_hash
 from bayeslora.runner import run
 
-from .conftest import SHARED_DATA, needs_shared
+from .conftest import DATA_DIR, needs_data
 
 
 def _record(cfg) -> dict:
@@ -199,7 +199,7 @@ def test_diverging_loss_stops_with_failed_record(compose, tiny_overrides):
 
 
 def test_wandb_offline_logger(compose, tiny_overrides, tmp_path):
-    cfg = compose(tiny_overrides + ["logger=wandb", "logger.mode=offline"])
+    cfg = compose(tiny_overrides + ["logger=wandb", "logger.wandb.mode=offline"])
     rec = run(cfg)
     assert rec["status"] == "success"
     runs = list((Path(cfg.paths.scratch_dir) / "wandb").rglob("offline-run-*"))
@@ -225,7 +225,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
     assert "Traceback" not in out.stderr
 
 
-@needs_shared
+@needs_data
 def test_smollm2_few_steps_on_real_winogrande(compose, tmp_path):
     pytest.importorskip("gguf")
     import importlib.util
@@ -236,7 +236,7 @@ def test_smollm2_few_steps_on_real_winogrande(compose, tmp_path):
         [
             "model=smollm2_135m",
             "dataset=winogrande_s",
-            f"paths.data_dir={SHARED_DATA}",
+            f"paths.data_dir={DATA_DIR}",
             f"paths.root={tmp_path}",
             "trainer.max_steps=2",
             "trainer.eval_every=0",

@@ -14,7 +14,7 @@ import pytest
 from bayeslora.errors import ConfigError, DataError
 from bayeslora.runner import run
 
-from .conftest import SHARED_DATA, needs_shared
+from .conftest import DATA_DIR, needs_data
 
 FAST = ["model=tiny", "debug=fast", "trainer.num_threads=1", "method.predictives=[map]"]
 
@@ -106,12 +106,12 @@ def test_ood_preset_composes(compose):
     assert sorted(cfg.eval.ood) == ["arc_c", "arc_e"] and cfg.eval.ood.arc_c.source.config == "ARC-Challenge"
 
 
-@needs_shared
+@needs_data
 def test_ood_evaluation_on_real_arc(compose, tiny_base):
     cfg = compose(
         tiny_base
         + [
-            f"paths.data_dir={SHARED_DATA}",
+            f"paths.data_dir={DATA_DIR}",
             "+dataset@eval.ood.arc_c=arc_c",
             "eval.max_examples=20",
             "method.predictives=[map,mc_dropout]",

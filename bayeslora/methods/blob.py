@@ -99,10 +99,6 @@ class BLoBMethod(AdamWMethod):
         self,
         name: str,
         predictives: list[str],
-        lr: float = 5e-5,
-        weight_decay: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
         sqrt_std_init: float = 0.05,
         prior_std: float = 0.2,
         kl_lr: float = 0.01,
@@ -112,11 +108,13 @@ class BLoBMethod(AdamWMethod):
         batch_size: int = 4,
         train_samples: int = 1,
         flipout: str = "token",
-        warmup_steps: int = 0,
         val_predictive: str = "blob_mean",
         lora_dropout: float | None = None,
+        **adamw,
     ):
-        super().__init__(name, predictives, lr, weight_decay, betas, eps, warmup_steps, val_predictive)
+        # adamw: the mean's AdamW settings (lr, weight_decay, betas, eps, warmup_steps), taken and
+        # checked once by AdamWMethod, which refuses any other key.
+        super().__init__(name, predictives, val_predictive=val_predictive, **adamw)
         checks = {
             "sqrt_std_init": sqrt_std_init > 0,
             "prior_std": prior_std > 0,

@@ -31,14 +31,12 @@ class EnsembleMethod(AdamWMethod):
         name: str,
         predictives: list[str],
         n_members: int = 3,
-        lr: float = 5e-5,
-        weight_decay: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        warmup_steps: int = 0,
         val_predictive: str = "ensemble",
+        **adamw,
     ):
-        super().__init__(name, predictives, lr, weight_decay, betas, eps, warmup_steps, val_predictive)
+        # adamw: every member's AdamW settings (lr, weight_decay, betas, eps, warmup_steps), taken
+        # and checked once by AdamWMethod, which refuses any other key.
+        super().__init__(name, predictives, val_predictive=val_predictive, **adamw)
         if n_members < 1:
             raise ConfigError(f"method.n_members must be >= 1, got {n_members}")
         self.n_members = n_members

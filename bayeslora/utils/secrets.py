@@ -45,6 +45,26 @@ def refuse_secret_keys(container, path: str = "") -> None:
             refuse_secret_keys(v, f"{path}[{i}]")
 
 
+# Values that are tokens whatever their key: Hugging Face user tokens.
+_SECRET_VALUE = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
+
+
+def refuse_secret_overrides(overrides: list[str]) -> None:
+    """Refuse command-line overrides that carry a secret (by key, by a token-shaped value, or by the
+    value of a secret environment variable), before Hydra writes them into the run folder."""
+    known = secret_values()
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        key = key.lstrip("+~")
+        parts = re.split(r"[./]", key)
+        secret_key = any(_SECRET_NAME.search(p) for p in parts)
+        if sep and value and (secret_key or _SECRET_VALUE.search(value) or any(v in value for v in known)):
+            raise ConfigError(
+                f"override {key!r} carries a secret; pass secrets through the environment (HF_TOKEN, "
+                f"WANDB_API_KEY, or a .env file), never the command line (Hydra writes it to disk)"
+            )
+
+
 class ScrubFilter(logging.Filter):
     """Redacts secret values from every log record that passes through a handler."""
 

@@ -1,0 +1,336 @@
+"""Types and ranges of a composed config, checked before anything loads: one line per bad value.
+
+:func:`validate` runs in two passes and raises :class:`~bayeslora.errors.ConfigError` naming the key,
+the value and what is expected:
+
+1. the fixed keys of ``train.yaml`` and the trainer, eval, model and dataset groups, against
+   :data:`FIXED` (no heavy imports: ``seed=abc`` fails in about a second);
+2. every object built from a ``_target_`` (the method, the predictives it uses, the model loader, the
+   dataset source, the loggers): its settings against the type hints of the target's constructor.
+   Then the method, its predictives and the model loader are built once, so their own range checks
+   (and a missing model or tokenizer folder, or ``trainer.device=cuda`` without CUDA) fail here too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bayeslora.errors import ConfigError
+
+Check = tuple[Callable[[Any], bool], str]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def integer(lo: int | None = None, optional: bool = False) -> Check:
+    def ok(v):
+        return (optional and v is None) or (_is_int(v) and (lo is None or v >= lo))
+
+    what = "an integer" + (f" >= {lo}" if lo is not None else "")
+    return ok, what + (" or null" if optional else "")
+
+
+def number(
+    lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False
+) -> Check:
+    def ok(v):
+        if not _is_number(v) or (lo is not None and (v <= lo if lo_open else v < lo)):
+            return False
+        return hi is None or (v < hi if hi_open else v <= hi)
+
+    bounds = [
+        (f"> {lo}" if lo_open else f">= {lo}") if lo is not None else "",
+        (f"< {hi}" if hi_open else f"<= {hi}") if hi is not None else "",
+    ]
+    return ok, " ".join(["a number", " and ".join(b for b in bounds if b)]).strip()
+
+
+def one_of(*choices: str, pattern: str | None = None) -> Check:
+    def ok(v):
+        return isinstance(v, str) and (v in choices or (pattern is not None and re.fullmatch(pattern, v)))
+
+    return ok, "one of " + ", ".join(choices) + (f" or {pattern}" if pattern else "")
+
+
+BOOL: Check = (lambda v: isinstance(v, bool), "true or false")
+TEXT: Check = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
+NAMES: Check = (
+    lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(x, str) and x for x in v),
+    "a non-empty list of strings",
+)
+MAPPING: Check = (lambda v: isinstance(v, dict), "a mapping")
+
+# Keys every run config has (present in conf/); where a group option leaves one out, it is skipped.
+FIXED: dict[str, Check] = {
+    "seed": integer(0),
+    "exp_name": TEXT,
+    "overwrite": BOOL,
+    "trainer.max_steps": integer(1),
+    "trainer.batch_size": integer(1),
+    "trainer.eval_every": integer(0),
+    "trainer.eval_batch_size": integer(1),
+    "trainer.eval_max_examples": integer(1, optional=True),
+    "trainer.log_every": integer(1),
+    "trainer.max_length": integer(1),
+    "trainer.pad_to_multiple_of": integer(1),
+    "trainer.checkpoint_every": integer(0),
+    "trainer.keep_checkpoint": BOOL,
+    "trainer.num_threads": integer(1, optional=True),
+    "trainer.progress_bar": BOOL,
+    "trainer.gradient_checkpointing": BOOL,
+    "trainer.device": one_of("auto", "cpu", "cuda", pattern=r"cuda:\d+"),
+    "eval.ece_bins": integer(1),
+    "eval.save_predictions": BOOL,
+    "eval.sample_chunk": integer(1),
+    "eval.max_examples": integer(1, optional=True),
+    "eval.ood": MAPPING,
+    "model.name": TEXT,
+    "model.quantization": one_of("8bit", "4bit", "none"),
+    "model.dtype": one_of("float32", "float16", "bfloat16", "auto"),
+    "model.lora.r": integer(1),
+    "model.lora.alpha": number(lo=0),
+    "model.lora.dropout": number(lo=0, hi=1, hi_open=True),
+    "model.lora.target_modules": NAMES,
+    "dataset.name": TEXT,
+    "dataset.template": TEXT,
+    "dataset.classes": NAMES,
+    "dataset.train_split": TEXT,
+    "dataset.eval_splits": NAMES,
+    "method.name": TEXT,
+    "method.predictives": NAMES,
+    "method.val_predictive": TEXT,
+}
+
+# Settings of the methods and predictives, wherever a method or predictive has them (``*`` = each
+# predictive the method uses). Their constructors check the same ranges; here the message names the value.
+SETTINGS: dict[str, Check] = {
+    "method.lr": number(0, lo_open=True),
+    "method.weight_decay": number(0),
+    "method.eps": number(0, lo_open=True),
+    "method.warmup_steps": integer(0),
+    "method.ess": number(0, lo_open=True),
+    "method.hess_init": number(0, lo_open=True),
+    "method.beta1": number(0, 1),
+    "method.beta2": number(0, 1),
+    "method.clip_radius": number(0, lo_open=True),
+    "method.mc_samples": integer(1),
+    "method.n_members": integer(1),
+    "method.sqrt_std_init": number(0, lo_open=True),
+    "method.prior_std": number(0, lo_open=True),
+    "method.kl_lr": number(0),
+    "method.gamma": number(0, lo_open=True),
+    "method.batch_size": integer(1),
+    "method.train_samples": integer(1),
+    "predictive.*.n_samples": integer(1),
+    "predictive.*.tau": number(0),
+    "predictive.*.taus": (
+        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_number(x) and x >= 0 for x in v),
+        "a non-empty list of numbers >= 0",
+    ),
+    "predictive.*.prior_precision": number(0, lo_open=True),
+    "predictive.*.start_step": integer(1),
+    "predictive.*.interval": integer(1),
+    "predictive.*.rank": integer(0),
+    "predictive.*.scale": number(0),
+}
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    text = (
+        repr(value)
+        if isinstance(value, str)
+        else OmegaConf.to_yaml(value).strip()
+        if isinstance(value, (DictConfig, dict, list))
+        else str(value)
+    )
+    text = " ".join(text.split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _bad(key: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"invalid {key}={_show(value)}: expected {expected}")
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _resolved(cfg: DictConfig, key: str) -> Any:
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    except Exception as e:  # a failing interpolation or a missing (???) value
+        raise ConfigError(f"cannot resolve {key}: {' '.join(str(e).split())[:200]}") from None
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def check_fixed(cfg: DictConfig) -> None:
+    """Pass 1: the keys of :data:`FIXED` and the predictive names the method lists."""
+    for key, (ok, expected) in FIXED.items():
+        if _get(cfg, key) is _MISSING:
+            continue
+        value = _resolved(cfg, key)
+        if not ok(value):
+            raise _bad(key, value, expected)
+    known = sorted((cfg.get("predictive") or {}).keys())
+    used = list(dict.fromkeys([*cfg.method.predictives, cfg.method.val_predictive]))
+    for name in used:
+        if name not in known:
+            raise ConfigError(
+                f"invalid method.predictives entry {name!r}: expected one of {', '.join(known)} "
+                f"(each is a conf/predictive/<name>.yaml)"
+            )
+    for pattern, (ok, expected) in SETTINGS.items():
+        keys = [pattern.replace("*", n) for n in used] if "*" in pattern else [pattern]
+        for key in keys:
+            if _get(cfg, key) is not _MISSING and not ok(value := _resolved(cfg, key)):
+                raise _bad(key, value, expected)
+
+
+# -- pass 2: settings of _target_ objects against their constructors' type hints -----------------
+
+
+def _target(path: str):
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None  # instantiate() reports it
+
+
+def constructor_hints(cls) -> tuple[dict[str, Any], bool]:
+    """Parameter -> type hint of ``cls(...)``, following ``**kwargs`` to the base classes (e.g.
+    BLoB's ``**adamw``); the flag says whether the constructor still takes any keyword."""
+    hints: dict[str, Any] = {}
+    for klass in inspect.getmro(cls) if inspect.isclass(cls) else [cls]:
+        init = klass.__init__ if inspect.isclass(klass) else klass
+        if init is object.__init__:
+            break
+        try:
+            params = inspect.signature(init).parameters
+            types_ = typing.get_type_hints(init)
+        except (TypeError, ValueError, NameError):
+            return hints, True
+        for p in params.values():
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                # unannotated: the type of a scalar default (hidden_size=64 -> int)
+                default = type(p.default) if isinstance(p.default, (bool, int, float, str)) else Any
+                hints.setdefault(p.name, types_.get(p.name, default))
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return hints, False
+    return hints, True
+
+
+def matches(value: Any, hint: Any) -> bool:
+    """Whether a resolved config value fits a type hint (int, float, bool, str, None, unions, lists,
+    tuples, dicts, Literal); unknown hints accept anything."""
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    if hint is type(None) or hint is None:
+        return value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return _is_int(value)
+    if hint is float:
+        return _is_number(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, set) or hint in (list, tuple, set):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args))
+        inner = args[0] if args else Any
+        return all(matches(v, inner) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def describe(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    if hint in names:
+        return names[hint]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(describe(a) for a in typing.get_args(hint))
+    return str(hint).replace("typing.", "")
+
+
+def check_target(cfg: DictConfig, key: str) -> None:
+    """Each setting of the ``_target_`` node at ``key`` fits its constructor's type hint."""
+    node = _get(cfg, key)
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return
+    target = _target(str(node._target_))
+    if target is None:
+        raise ConfigError(f"invalid {key}._target_={node._target_!r}: expected an importable class")
+    hints, open_kwargs = constructor_hints(target)
+    for name in node:
+        if name.startswith("_") and name.endswith("_"):
+            continue
+        if name not in hints:
+            if open_kwargs:
+                continue
+            raise ConfigError(
+                f"invalid {key}.{name}: {target.__name__} takes no such setting "
+                f"(it takes {', '.join(sorted(hints))})"
+            )
+        value = _resolved(cfg, f"{key}.{name}")
+        if not matches(value, hints[name]):
+            raise _bad(f"{key}.{name}", value, describe(hints[name]))
+
+
+def target_keys(cfg: DictConfig) -> list[str]:
+    names = dict.fromkeys([*cfg.method.predictives, cfg.method.val_predictive])
+    keys = ["method", "model.loader", "dataset.source", *(f"predictive.{n}" for n in names)]
+    logger = cfg.get("logger") or {}
+    keys += [f"logger.{k}" for k, v in logger.items() if isinstance(v, DictConfig)]
+    return keys
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check ``cfg`` before any model or data loads; raise ConfigError (one line) on the first bad value."""
+    check_fixed(cfg)
+    for key in target_keys(cfg):
+        check_target(cfg, key)
+
+    from bayeslora.data.templates import get_template
+    from bayeslora.utils.device import resolve_device
+    from bayeslora.utils.instantiate import instantiate
+
+    get_template(cfg.dataset.template)
+    resolve_device(cfg.trainer.device)
+    instantiate(cfg.method)  # the method's own range checks (IVON, BLoB, ensemble settings)
+    for name in dict.fromkeys([*cfg.method.predictives, cfg.method.val_predictive]):
+        instantiate(cfg.predictive[name])  # the predictives' own checks (τ grid, SWAG, Laplace)
+    instantiate(cfg.model.loader)  # a missing local model or tokenizer folder
