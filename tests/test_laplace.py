@@ -352,3 +352,106 @@ def test_laplace_rows_end_to_end_in_8bit(compose, tiny_overrides):
     assert info["n_examples"] == 64 and info["prior_precision"] > 0 and info["curvature_fit_s"] > 0
     for m in rec["metrics"].values():
         assert np.isfinite(m["nll"])
+
+
+class _Classifier(torch.nn.Module):
+    """The class logits ``[B, C]`` of a run as a plain module (what laplace-torch wraps)."""
+
+    def __init__(self, ctx):
+        super().__init__()
+        self.net, self._ctx = ctx.model, ctx
+
+    def forward(self, batch):
+        return self._ctx.logits(batch)
+
+
+class _Loader:
+    def __init__(self, batches):
+        self.batches = batches
+        self.dataset = range(sum(len(b["labels"]) for b in batches))
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def test_against_laplace_torch_kfac_and_diag(trained):
+    """The project's Laplace against laplace-torch's KronLaplace and DiagLaplace (Curvlinops GGN
+    backend) on the same fp32 LoRA model: 6 examples of 5 tokens in 2 batches, no padding.
+
+    Matching conventions: laplace-torch's KFAC is KFAC-expand with A = Σ a aᵀ / (N·T), which is our
+    ``tokens`` normalisation without pads; our default ``examples`` (the laplace-lora reference) is T
+    times that. laplace-torch's diagonal is the exact one (full per-example Jacobians): our ``exact``."""
+    laplace = pytest.importorskip("laplace")
+    from laplace.curvature import CurvlinopsGGN
+
+    ctx, _ = trained
+    g = torch.Generator().manual_seed(0)
+    N, T = 6, 5
+    ids = torch.randint(3, 100, (N, T), generator=g)
+    labels = torch.randint(0, len(ctx.class_ids), (N,), generator=g)
+    data = [
+        {
+            "input_ids": ids[i : i + 3],
+            "attention_mask": torch.ones(3, T, dtype=torch.long),
+            "labels": labels[i : i + 3],
+        }
+        for i in (0, 3)
+    ]
+    net = _Classifier(ctx).eval()
+    names = [n for n, _ in lora_modules(ctx.model)]
+    lam = torch.tensor(0.7, dtype=torch.float64)
+
+    def close(a, b, rtol):  # relative to the larger entry: the factors span many orders of magnitude
+        assert float((a - b).abs().max()) <= rtol * float(b.abs().max()), float((a - b).abs().max())
+
+    cap = capture(ctx, lora_modules(ctx.model), data[0])
+
+    # -- KFAC
+    la = laplace.Laplace(
+        net,
+        "classification",
+        subset_of_weights="all",
+        hessian_structure="kron",
+        backend=CurvlinopsGGN,
+        prior_precision=1.0,
+    )
+    la.fit(_Loader(data))
+    kfacs = la.H_facs.kfacs
+    assert len(kfacs) == len(names)
+    tokens = Posterior(fit_curvature(ctx, data, mask_pads=True), "kfac")
+    examples = Posterior(fit_curvature(ctx, data), "kfac")
+    for n, (G_lib, A_lib) in zip(names, kfacs):
+        close(tokens.curv.G[n], G_lib, 1e-5)
+        close(tokens.input_factor(n), A_lib, 1e-5)
+        close(examples.input_factor(n), T * A_lib, 1e-5)  # the reference's scale: T times KFAC-expand's
+        close(torch.kron(tokens.curv.G[n], tokens.input_factor(n)), torch.kron(G_lib, A_lib), 1e-5)
+    assert float(tokens.log_marginal_likelihood(lam)) == pytest.approx(
+        float(la.log_marginal_likelihood(prior_precision=lam.float())), rel=1e-5
+    )
+    la.prior_precision = 1.0
+    la.optimize_prior_precision(pred_type="glm", method="marglik", n_steps=100, lr=0.1)
+    assert tokens.tune_prior(1.0, 0.1, 100)[-1] == pytest.approx(float(la.prior_precision), rel=1e-4)
+    f_mu, f_var = la._glm_predictive_distribution(data[0])
+    torch.testing.assert_close(cap.logits, f_mu.detach(), rtol=1e-5, atol=1e-5)
+    close(tokens.logit_covariance(cap), f_var.detach(), 1e-5)
+
+    # -- diagonal
+    la = laplace.Laplace(
+        net,
+        "classification",
+        subset_of_weights="all",
+        hessian_structure="diag",
+        backend=CurvlinopsGGN,
+        prior_precision=1.0,
+    )
+    la.fit(_Loader(data))
+    exact = Posterior(tokens.curv, "diag", "exact")
+    close(torch.cat([tokens.curv.diag[n].flatten() for n in names]), la.H, 1e-5)
+    assert float(exact.log_marginal_likelihood(lam)) == pytest.approx(
+        float(la.log_marginal_likelihood(prior_precision=lam.float())), rel=1e-5
+    )
+    la.prior_precision = 1.0
+    la.optimize_prior_precision(pred_type="glm", method="marglik", n_steps=100, lr=0.1)
+    assert exact.tune_prior(1.0, 0.1, 100)[-1] == pytest.approx(float(la.prior_precision), rel=1e-4)
+    _, f_var = la._glm_predictive_distribution(data[0])
+    close(exact.logit_covariance(cap), f_var.detach(), 1e-5)
