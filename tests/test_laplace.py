@@ -1,4 +1,5 @@
-"""Laplace-LoRA against brute force: GGN from explicit per-example Jacobians on the tiny model."""
+"""Laplace-LoRA against brute force (GGN from explicit per-example Jacobians on the tiny model) and
+against laplace-torch (KFAC and diagonal Laplace with its Curvlinops GGN backend)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from bayeslora.predictives.laplace import (
     fit_curvature,
     ggn_sqrt,
     lora_modules,
+    rebatch,
 )
 from bayeslora.runner import run
 from bayeslora.utils.instantiate import instantiate
@@ -79,57 +81,149 @@ def test_diagonal_equals_brute_force_ggn_diagonal(trained):
     params = [m.weight for _, m in modules]
     curv = fit_curvature(ctx, batches)
     ggn = _brute_ggn(ctx, batches, params)
-    diag = torch.cat([curv.diag[n].flatten() for n, _ in modules])
+    diag = torch.cat([curv.diag[n].flatten() for n, _ in modules])  # diag_form="exact"
     torch.testing.assert_close(diag, torch.diagonal(ggn), rtol=1e-4, atol=1e-7)
     for n, _ in modules:  # both A (needs B != 0 after training) and B have curvature
         assert curv.diag[n].abs().sum() > 0, n
     assert curv.n_examples == 6 and curv.n_tokens == int(sum(b["attention_mask"].sum() for b in batches))
 
 
-def test_kfac_is_exact_for_one_example_of_one_token(trained):
+@pytest.mark.parametrize("normalisation", ["examples", "tokens"])
+@pytest.mark.parametrize("copies", [1, 5])
+def test_kfac_is_exact_for_copies_of_one_example_of_one_token(trained, normalisation, copies):
+    """N copies of a one-token example: the GGN is N · G₁ ⊗ A₁ exactly, and the 1/N of A is visible
+    (a missing or doubled normalisation is off by a factor N)."""
     ctx, _ = trained
     batch = {
-        "input_ids": torch.tensor([[7]]),
-        "attention_mask": torch.tensor([[1]]),
-        "labels": torch.tensor([2]),
+        "input_ids": torch.full((copies, 1), 7),
+        "attention_mask": torch.ones((copies, 1), dtype=torch.long),
+        "labels": torch.full((copies,), 2),
     }
     modules = lora_modules(ctx.model)
     params = [m.weight for _, m in modules]
-    curv = fit_curvature(ctx, [batch])
+    curv = fit_curvature(ctx, [batch], mask_pads=normalisation == "tokens")
+    post = Posterior(curv, "kfac")
     ggn = _brute_ggn(ctx, [batch], params)
+    one = _brute_ggn(ctx, [{k: v[:1] for k, v in batch.items()}], params)
+    torch.testing.assert_close(ggn, copies * one, rtol=1e-4, atol=1e-6)
     offset = 0
     for n, m in modules:
         k = m.weight.numel()
         block = ggn[offset : offset + k, offset : offset + k]
-        torch.testing.assert_close(
-            torch.kron(curv.G[n], curv.A[n] / curv.n_tokens), block, rtol=1e-4, atol=1e-8
-        )
+        torch.testing.assert_close(torch.kron(curv.G[n], post.input_factor(n)), block, rtol=1e-4, atol=1e-6)
         offset += k
 
 
-def test_kfac_factors_are_the_token_sums(trained):
+@pytest.mark.parametrize("normalisation", ["examples", "tokens"])
+def test_kfac_factors_are_the_token_sums(trained, normalisation):
+    """``examples`` (the reference) sums a aᵀ over every position, pads included, and divides by the
+    number of examples; ``tokens`` masks pads and divides by the number of tokens."""
     ctx, batches = trained
+    assert any((b["attention_mask"] == 0).any() for b in batches)  # the batches have pads
     modules = lora_modules(ctx.model)
-    curv = fit_curvature(ctx, batches)
+    mask_pads = normalisation == "tokens"
+    curv = fit_curvature(ctx, batches, mask_pads=mask_pads)
     name = modules[0][0]
-    a_sum, g_sum = 0, 0
+    a_sum, a_pads, g_sum = 0, 0, 0
     for batch in batches:
         cap = capture(ctx, modules, batch)
         m = batch["attention_mask"].float()[..., None]
-        a = cap.acts[name] * m
+        a = cap.acts[name] * m if mask_pads else cap.acts[name]
         a_sum = a_sum + torch.einsum("bti,btj->ij", a, a)
+        pads = cap.acts[name] * (1 - m)
+        a_pads = a_pads + torch.einsum("bti,btj->ij", pads, pads)
         L = ggn_sqrt(torch.softmax(cap.logits, -1))
         for k in range(L.shape[2]):
             gk = sum(L[:, c, k][:, None, None] * cap.grads[name][c] for c in range(L.shape[1]))
             g_sum = g_sum + torch.einsum("bto,btp->op", gk, gk)
+            # pad positions do not reach the last position: no output gradient there
+            assert float((gk * (1 - m)).abs().max()) == 0.0
+    assert float(torch.trace(a_pads)) > 0  # left-padded positions still carry hidden states
     torch.testing.assert_close(curv.A[name], a_sum)
     torch.testing.assert_close(curv.G[name], g_sum, rtol=1e-5, atol=1e-10)
+    n_tok = int(sum(b["attention_mask"].sum() for b in batches))
+    count = n_tok if mask_pads else 6
+    torch.testing.assert_close(Posterior(curv, "kfac").input_factor(name), a_sum / count)
+
+
+def _per_position_jacobians(ctx, batch):
+    """∂ f_{b,c} / ∂W through position t alone, for every LoRA matrix: ``{name: [C, B, T, out, in]}``.
+
+    Independent of :func:`capture`: a zero perturbation ``Δ[b, t]`` is added to each LoRA matrix at
+    each position (output += Δ[b, t] a_t), and autograd gives ∂f_{b,c}/∂Δ[b, t] = g_{b,t,c} a_tᵀ."""
+    modules = lora_modules(ctx.model)
+    B, T = batch["input_ids"].shape
+    deltas = {
+        n: torch.zeros(B, T, m.weight.shape[0], m.weight.shape[1], requires_grad=True) for n, m in modules
+    }
+
+    def hook(name):
+        def fn(module, inputs, output):
+            return output + torch.einsum("bti,btoi->bto", inputs[0], deltas[name])
+
+        return fn
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in modules]
+    try:
+        with torch.enable_grad():
+            logits = ctx.logits(batch)
+            out = {n: [] for n in deltas}
+            for c in range(logits.shape[1]):
+                grads = torch.autograd.grad(logits[:, c].sum(), list(deltas.values()), retain_graph=True)
+                for n, g in zip(deltas, grads):
+                    out[n].append(g)
+    finally:
+        for h in handles:
+            h.remove()
+    return logits.detach(), {n: torch.stack(v) for n, v in out.items()}
+
+
+def test_per_token_diagonal_against_per_position_jacobians(trained):
+    """``per_token`` (the reference's ASDL diagonal) is Σ_{n,t,k} (g̃_t a_tᵀ)², without the cross-position
+    terms that ``exact`` keeps; both from per-position Jacobians taken by autograd."""
+    ctx, batches = trained
+    curv = fit_curvature(ctx, batches)
+    per_token, exact = {}, {}
+    for batch in batches:
+        logits, J = _per_position_jacobians(ctx, batch)
+        L = ggn_sqrt(torch.softmax(logits, -1))  # [B, C, K]
+        for n, Jn in J.items():
+            Jk = torch.einsum("bck,cbtoi->kbtoi", L, Jn)
+            per_token[n] = per_token.get(n, 0) + Jk.square().sum(dim=(0, 1, 2))
+            exact[n] = exact.get(n, 0) + Jk.sum(dim=2).square().sum(dim=(0, 1))
+    differs = False
+    for n in curv.names:
+        torch.testing.assert_close(curv.diag_token[n], per_token[n], rtol=1e-4, atol=1e-8)
+        torch.testing.assert_close(curv.diag[n], exact[n], rtol=1e-4, atol=1e-8)
+        differs |= not torch.allclose(curv.diag_token[n], curv.diag[n], rtol=1e-2)
+    assert differs  # the two forms are not the same quantity on sequences
+    post = Posterior(curv, "diag")
+    assert post.eig[curv.names[0]][0] is curv.diag_token[curv.names[0]]  # per_token is the default
+    assert Posterior(curv, "diag", "exact").eig[curv.names[0]][0] is curv.diag[curv.names[0]]
+
+
+def test_rebatch_keeps_every_example_and_pads_to_each_batch_longest(trained):
+    ctx, batches = trained
+    before = sorted(
+        (tuple(b["input_ids"][i][b["attention_mask"][i].bool()].tolist()), int(b["labels"][i]))
+        for b in batches
+        for i in range(len(b["labels"]))
+    )
+    out = rebatch(batches, 4, torch.Generator().manual_seed(0))
+    assert [len(b["labels"]) for b in out] == [4, 2]
+    after = []
+    for b in out:
+        mask = b["attention_mask"].bool()
+        assert mask[:, -1].all() and mask.sum(1).max() == mask.shape[1]  # left-padded to the longest
+        for i in range(len(b["labels"])):
+            after.append((tuple(b["input_ids"][i][mask[i]].tolist()), int(b["labels"][i])))
+    assert sorted(after) == before
 
 
 def _toy_curvature(h, loglik, theta):
     w = torch.nn.Parameter(torch.tensor(theta, dtype=torch.float32).reshape(1, -1))
     curv = Curvature([("w", type("M", (), {"weight": w})())])
-    curv.diag["w"] = torch.tensor(h, dtype=torch.float32).reshape(1, -1)
+    curv.diag["w"] = curv.diag_token["w"] = torch.tensor(h, dtype=torch.float32).reshape(1, -1)
     curv.loglik = loglik
     return curv
 
@@ -161,10 +255,22 @@ def test_kfac_log_determinant_against_dense(trained):
     lam = 0.7
     dense = 0.0
     for n in curv.names:
-        M = torch.kron(curv.G[n].double(), curv.A[n].double() / curv.n_tokens)
+        M = torch.kron(curv.G[n].double(), curv.A[n].double() / curv.n_examples)
         dense += torch.linalg.slogdet(M + lam * torch.eye(M.shape[0], dtype=torch.float64))[1].item()
     ours = sum(torch.log(post.curvature_eigenvalues(n).double() + lam).sum().item() for n in curv.names)
     assert ours == pytest.approx(dense, rel=1e-5)
+
+
+def _explicit_sigma(curv, post, lam):
+    """The posterior covariance as a dense block-diagonal matrix, inverted explicitly."""
+    blocks = []
+    for n in curv.names:
+        if post.structure == "kfac":
+            P = torch.kron(curv.G[n].double(), post.input_factor(n).double())
+        else:
+            P = torch.diag(post.eig[n][0].flatten().double())
+        blocks.append(torch.linalg.inv(P + lam * torch.eye(P.shape[0], dtype=torch.float64)))
+    return torch.block_diag(*blocks)
 
 
 @pytest.mark.parametrize("structure", ["kfac", "diag"])
@@ -175,14 +281,7 @@ def test_linearised_covariance_against_explicit_jacobians(trained, structure):
     curv = fit_curvature(ctx, batches)
     post = Posterior(curv, structure)
     post.prior_precision = 0.5
-    blocks = []
-    for n in curv.names:
-        if structure == "kfac":
-            P = torch.kron(curv.G[n].double(), curv.A[n].double() / curv.n_tokens)
-        else:
-            P = torch.diag(curv.diag[n].flatten().double())
-        blocks.append(torch.linalg.inv(P + 0.5 * torch.eye(P.shape[0], dtype=torch.float64)))
-    sigma = torch.block_diag(*blocks)
+    sigma = _explicit_sigma(curv, post, 0.5)
     batch = batches[0]
     logits, J = _jacobian(ctx, batch, params)
     expected = torch.einsum("bcp,pq,bdq->bcd", J.double(), sigma, J.double())
@@ -191,19 +290,50 @@ def test_linearised_covariance_against_explicit_jacobians(trained, structure):
     torch.testing.assert_close(post.logit_covariance(cap).double(), expected, rtol=2e-3, atol=1e-6)
 
 
-def test_predictive_samples_have_the_linearised_moments(trained):
+@pytest.mark.parametrize("structure", ["kfac", "diag"])
+def test_predictive_samples_have_the_linearised_moments(trained, structure):
+    """The draws behind ``predict`` have covariance J Σ Jᵀ, with J and Σ computed independently
+    (explicit Jacobians, a dense inverse). Logit differences f_c − f_0 = log p_c − log p_0 are read
+    off the returned probabilities. Sampling with the transposed Cholesky factor (covariance LᵀL
+    instead of LLᵀ) fails this test: the covariances here are far from diagonal."""
     ctx, batches = trained
-    pred = LaplacePredictive("LA", "diag", n_samples=20000, tune_prior=False, prior_precision=2.0)
+    lam, S = 5.0, 40000
+    pred = LaplacePredictive("LA", structure, n_samples=S, tune_prior=False, prior_precision=lam)
     pred.post_fit(ctx, lambda: iter(batches))
-    probs = pred.predict(ctx, batches[0]).exp()
-    assert probs.shape == (20000, 3, 4)
-    torch.testing.assert_close(probs.sum(-1), torch.ones(20000, 3))
-    # the sampled logits have mean f(θ*) and covariance J Σ Jᵀ: check via log-probabilities' sample mean
-    cap = capture(ctx, lora_modules(ctx.model), batches[0])
-    cov = pred.posterior.logit_covariance(cap)
-    assert torch.all(torch.diagonal(cov, dim1=1, dim2=2) > 0)
-    again = pred.predict(ctx, batches[0]).exp()
-    torch.testing.assert_close(probs, again)  # seeded: the same draws each call
+    batch = batches[0]
+    probs = pred.predict(ctx, batch).exp()  # predictives return log-probabilities
+    assert probs.shape == (S, 3, 4)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(S, 3))
+    torch.testing.assert_close(probs, pred.predict(ctx, batch).exp())  # seeded: the same draws each call
+
+    params = [m.weight for _, m in lora_modules(ctx.model)]
+    logits, J = _jacobian(ctx, batch, params)
+    cov = torch.einsum(
+        "bcp,pq,bdq->bcd", J.double(), _explicit_sigma(pred.posterior.curv, pred.posterior, lam), J.double()
+    )
+    M = torch.cat([-torch.ones(3, 1), torch.eye(3)], dim=1).double()  # f_c − f_0, c = 1..3
+    expected_cov = M @ cov @ M.T
+    d = torch.log(probs.double())
+    d = d[..., 1:] - d[..., :1]  # [S, B, 3]
+    expected_mean = logits.double() @ M.T
+    torch.testing.assert_close(
+        d.mean(0),
+        expected_mean,
+        rtol=0,
+        atol=0.05 * float(expected_cov.diagonal(dim1=1, dim2=2).max().sqrt()),
+    )
+    centred = d - d.mean(0)
+    emp = torch.einsum("sbc,sbd->bcd", centred, centred) / (S - 1)
+    # whitened by the expected covariance, the sample covariance is I up to O(1/√S) ≈ 0.005
+    for b in range(3):
+        W = torch.linalg.inv(torch.linalg.cholesky(expected_cov[b]))
+        eye = torch.eye(3, dtype=torch.float64)
+        err = float((W @ emp[b] @ W.T - eye).abs().max())
+        assert err < 0.04, (b, err)
+        # the check has power: the sampling covariance with the factor transposed is far off
+        chol = torch.linalg.cholesky(cov[b] + 1e-6 * torch.eye(4, dtype=torch.float64))
+        wrong = M @ (chol.T @ chol) @ M.T
+        assert float((W @ wrong @ W.T - eye).abs().max()) > 0.1
 
 
 def test_laplace_rows_end_to_end_in_8bit(compose, tiny_overrides):
@@ -222,3 +352,106 @@ def test_laplace_rows_end_to_end_in_8bit(compose, tiny_overrides):
     assert info["n_examples"] == 64 and info["prior_precision"] > 0 and info["curvature_fit_s"] > 0
     for m in rec["metrics"].values():
         assert np.isfinite(m["nll"])
+
+
+class _Classifier(torch.nn.Module):
+    """The class logits ``[B, C]`` of a run as a plain module (what laplace-torch wraps)."""
+
+    def __init__(self, ctx):
+        super().__init__()
+        self.net, self._ctx = ctx.model, ctx
+
+    def forward(self, batch):
+        return self._ctx.logits(batch)
+
+
+class _Loader:
+    def __init__(self, batches):
+        self.batches = batches
+        self.dataset = range(sum(len(b["labels"]) for b in batches))
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def test_against_laplace_torch_kfac_and_diag(trained):
+    """The project's Laplace against laplace-torch's KronLaplace and DiagLaplace (Curvlinops GGN
+    backend) on the same fp32 LoRA model: 6 examples of 5 tokens in 2 batches, no padding.
+
+    Matching conventions: laplace-torch's KFAC is KFAC-expand with A = Σ a aᵀ / (N·T), which is our
+    ``tokens`` normalisation without pads; our default ``examples`` (the laplace-lora reference) is T
+    times that. laplace-torch's diagonal is the exact one (full per-example Jacobians): our ``exact``."""
+    laplace = pytest.importorskip("laplace")
+    from laplace.curvature import CurvlinopsGGN
+
+    ctx, _ = trained
+    g = torch.Generator().manual_seed(0)
+    N, T = 6, 5
+    ids = torch.randint(3, 100, (N, T), generator=g)
+    labels = torch.randint(0, len(ctx.class_ids), (N,), generator=g)
+    data = [
+        {
+            "input_ids": ids[i : i + 3],
+            "attention_mask": torch.ones(3, T, dtype=torch.long),
+            "labels": labels[i : i + 3],
+        }
+        for i in (0, 3)
+    ]
+    net = _Classifier(ctx).eval()
+    names = [n for n, _ in lora_modules(ctx.model)]
+    lam = torch.tensor(0.7, dtype=torch.float64)
+
+    def close(a, b, rtol):  # relative to the larger entry: the factors span many orders of magnitude
+        assert float((a - b).abs().max()) <= rtol * float(b.abs().max()), float((a - b).abs().max())
+
+    cap = capture(ctx, lora_modules(ctx.model), data[0])
+
+    # -- KFAC
+    la = laplace.Laplace(
+        net,
+        "classification",
+        subset_of_weights="all",
+        hessian_structure="kron",
+        backend=CurvlinopsGGN,
+        prior_precision=1.0,
+    )
+    la.fit(_Loader(data))
+    kfacs = la.H_facs.kfacs
+    assert len(kfacs) == len(names)
+    tokens = Posterior(fit_curvature(ctx, data, mask_pads=True), "kfac")
+    examples = Posterior(fit_curvature(ctx, data), "kfac")
+    for n, (G_lib, A_lib) in zip(names, kfacs):
+        close(tokens.curv.G[n], G_lib, 1e-5)
+        close(tokens.input_factor(n), A_lib, 1e-5)
+        close(examples.input_factor(n), T * A_lib, 1e-5)  # the reference's scale: T times KFAC-expand's
+        close(torch.kron(tokens.curv.G[n], tokens.input_factor(n)), torch.kron(G_lib, A_lib), 1e-5)
+    assert float(tokens.log_marginal_likelihood(lam)) == pytest.approx(
+        float(la.log_marginal_likelihood(prior_precision=lam.float())), rel=1e-5
+    )
+    la.prior_precision = 1.0
+    la.optimize_prior_precision(pred_type="glm", method="marglik", n_steps=100, lr=0.1)
+    assert tokens.tune_prior(1.0, 0.1, 100)[-1] == pytest.approx(float(la.prior_precision), rel=1e-4)
+    f_mu, f_var = la._glm_predictive_distribution(data[0])
+    torch.testing.assert_close(cap.logits, f_mu.detach(), rtol=1e-5, atol=1e-5)
+    close(tokens.logit_covariance(cap), f_var.detach(), 1e-5)
+
+    # -- diagonal
+    la = laplace.Laplace(
+        net,
+        "classification",
+        subset_of_weights="all",
+        hessian_structure="diag",
+        backend=CurvlinopsGGN,
+        prior_precision=1.0,
+    )
+    la.fit(_Loader(data))
+    exact = Posterior(tokens.curv, "diag", "exact")
+    close(torch.cat([tokens.curv.diag[n].flatten() for n in names]), la.H, 1e-5)
+    assert float(exact.log_marginal_likelihood(lam)) == pytest.approx(
+        float(la.log_marginal_likelihood(prior_precision=lam.float())), rel=1e-5
+    )
+    la.prior_precision = 1.0
+    la.optimize_prior_precision(pred_type="glm", method="marglik", n_steps=100, lr=0.1)
+    assert exact.tune_prior(1.0, 0.1, 100)[-1] == pytest.approx(float(la.prior_precision), rel=1e-4)
+    _, f_var = la._glm_predictive_distribution(data[0])
+    close(exact.logit_covariance(cap), f_var.detach(), 1e-5)

@@ -2,14 +2,31 @@
 
 After AdamW training, with the model in eval mode, one pass over the whole training split collects
 the curvature of the class-restricted softmax (GGN = Fisher for softmax cross-entropy) w.r.t. every
-LoRA matrix (A and B of every adapted layer):
+LoRA matrix (A and B of every adapted layer). With the pseudo-outputs ``l_kᵀ f`` where
+``H_n = Σ_k l_k l_kᵀ`` (l_k = √p_k (e_k − p)), g̃ the output gradient of a pseudo-output and a the
+module input at one position:
 
-- ``kfac``: per LoRA matrix W (out × in), the Kronecker factors of KFAC-expand (every token a
-  pseudo-example), ``GGN_W ≈ G ⊗ A`` for row-major ``vec(W)``, with
-  ``A = Σ_{n,t} a aᵀ / N_tokens`` over the module inputs a and ``G = Σ_{n,t,k} g̃ g̃ᵀ`` over the
-  output gradients of the pseudo-outputs ``l_kᵀ f`` where ``H_n = Σ_k l_k l_kᵀ`` (l_k = √p_k (e_k − p)).
-  Exact for one example of one token.
-- ``diag``: the exact diagonal of the GGN, ``Σ_{n,k} (∂ l_kᵀ f_n / ∂W)²``.
+- ``kfac``: per LoRA matrix W (out × in), ``GGN_W ≈ G ⊗ A`` for row-major ``vec(W)``, with
+  ``G = Σ_{n,t,k} g̃ g̃ᵀ`` (every position a pseudo-example) and, by ``kfac_normalisation``:
+
+  - ``examples`` (default, the reference): ``A = Σ_{n,t} a aᵀ / N`` over *every* position of the
+    padded batches, pad positions included, divided by the number of examples N. This is what
+    laplace-lora computes: ASDL flattens ``[B, T, in]`` to ``[B·T, in]`` and sums ``a aᵀ`` and
+    ``g gᵀ`` over all rows (no mask), and laplace's ``_rescale_kron_factors`` divides A by
+    ``N = len(train_loader.dataset)``. With left padding the pad positions still carry hidden
+    states, so they add to A (their output gradients are 0, so they add nothing to G). How much
+    padding there is depends on the batches, so the fit re-batches the training split as the
+    reference does (``fit_batch_size``: shuffled batches of 4 padded to their longest).
+  - ``tokens``: KFAC-expand normalised per token: pads masked out, ``A = Σ_{non-pad} a aᵀ / N_tokens``
+    (A smaller than the reference's by about the mean padded length).
+
+  Both are exact for N copies of an example of one token.
+- ``diag``, by ``diag_form``:
+
+  - ``per_token`` (default, the reference): ``Σ_{n,t,k} (g̃_t a_tᵀ)²``, each position a pseudo-example,
+    no cross-position terms (ASDL's ``cov_diag_weight`` on the flattened ``[B·T, ·]`` rows).
+  - ``exact``: the exact diagonal of the GGN, ``Σ_{n,k} (Σ_t g̃_t a_tᵀ)²`` (what laplace-torch's
+    GGN backends compute from full per-example Jacobians).
 
 Everything uses plain autograd per class on hooked module inputs/outputs (no functorch), so it
 works with bitsandbytes 8-bit base layers. The factors are kept whole and eigendecomposed: for
@@ -17,8 +34,9 @@ Llama-2-7B (64 LoRA modules on q/v) the 4096 × 4096 factors take 64 × 2 × 64 
 
 A scalar prior precision λ (prior N(0, λ⁻¹ I)) is tuned by maximising the Laplace marginal
 likelihood ``log p(D|θ*) − ½ λ‖θ*‖² + ½ P log λ − ½ log det(GGN + λ I)`` with Adam on log λ.
-The predictive is the linearised (GLM) one: logits ~ N(f(x; θ*), J Σ Jᵀ), with J the Jacobian of
-the class logits, and the probabilities are averaged over ``n_samples`` Monte Carlo draws of the logits.
+The predictive is the linearised (GLM) one: logits ~ N(f(x; θ*), J Σ Jᵀ), with J the exact
+per-example Jacobian of the class logits, and the probabilities are averaged over ``n_samples``
+Monte Carlo draws of the logits.
 """
 
 from __future__ import annotations
@@ -35,6 +53,8 @@ from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
 
 STRUCTURES = ("kfac", "diag")
+KFAC_NORMALISATIONS = ("examples", "tokens")
+DIAG_FORMS = ("per_token", "exact")
 
 
 # -- capturing per-example Jacobian pieces ----------------------------------------------------
@@ -102,15 +122,22 @@ def per_example_jacobian(grads_c: torch.Tensor, acts: torch.Tensor) -> torch.Ten
 
 # -- curvature ---------------------------------------------------------------------------------
 class Curvature:
-    """KFAC factors and the exact GGN diagonal of every LoRA matrix, accumulated over batches."""
+    """KFAC factors and both GGN diagonals of every LoRA matrix, accumulated over batches.
 
-    def __init__(self, modules: list[tuple[str, torch.nn.Module]]):
+    ``mask_pads``: leave pad positions out of the input factor A (``tokens``); else A sums over every
+    position of the padded batches, as the reference does (``examples``).
+    """
+
+    def __init__(self, modules: list[tuple[str, torch.nn.Module]], mask_pads: bool = False):
         self.names = [n for n, _ in modules]
         self.weights = {n: m.weight for n, m in modules}
+        self.mask_pads = mask_pads
         self.A: dict[str, torch.Tensor] = {}
         self.G: dict[str, torch.Tensor] = {}
-        self.diag: dict[str, torch.Tensor] = {}
+        self.diag: dict[str, torch.Tensor] = {}  # exact per-example diagonal
+        self.diag_token: dict[str, torch.Tensor] = {}  # per-token diagonal, no cross-position terms
         self.n_tokens = 0
+        self.n_positions = 0
         self.n_examples = 0
         self.loglik = 0.0
         self.seconds = 0.0
@@ -121,16 +148,17 @@ class Curvature:
         L = ggn_sqrt(probs)  # [B, C, K]
         m = mask.float()
         self.n_tokens += int(m.sum().item())
+        self.n_positions += m.numel()
         self.n_examples += len(labels)
         for n in self.names:
-            a = cap.acts[n] * m[..., None]  # [B, T, in]
+            a = cap.acts[n] * m[..., None] if self.mask_pads else cap.acts[n]  # [B, T, in]
             g = torch.einsum("bck,cbto->kbto", L, cap.grads[n])  # pseudo-output gradients [K, B, T, out]
             A = torch.einsum("bti,btj->ij", a, a)
             G = torch.einsum("kbto,kbtp->op", g, g)
-            D = per_example_jacobian(g, a).square().sum(dim=(0, 1))  # [out, in]
-            self.A[n] = self.A[n] + A if n in self.A else A
-            self.G[n] = self.G[n] + G if n in self.G else G
-            self.diag[n] = self.diag[n] + D if n in self.diag else D
+            D = per_example_jacobian(g, cap.acts[n]).square().sum(dim=(0, 1))  # [out, in]
+            Dt = torch.einsum("kbto,bti->oi", g.square(), cap.acts[n].square())
+            for store, value in ((self.A, A), (self.G, G), (self.diag, D), (self.diag_token, Dt)):
+                store[n] = store[n] + value if n in store else value
 
     def theta_sq(self) -> float:
         return float(sum(self.weights[n].detach().float().square().sum() for n in self.names))
@@ -139,10 +167,10 @@ class Curvature:
         return sum(self.weights[n].numel() for n in self.names)
 
 
-def fit_curvature(ctx: EvalContext, batches: Iterable[dict]) -> Curvature:
+def fit_curvature(ctx: EvalContext, batches: Iterable[dict], mask_pads: bool = False) -> Curvature:
     ctx.model.eval()
     modules = lora_modules(ctx.model)
-    curv = Curvature(modules)
+    curv = Curvature(modules, mask_pads)
     t0 = time.perf_counter()
     for batch in batches:
         curv.update(capture(ctx, modules, batch), batch["labels"], batch["attention_mask"])
@@ -150,25 +178,68 @@ def fit_curvature(ctx: EvalContext, batches: Iterable[dict]) -> Curvature:
     return curv
 
 
+def rebatch(
+    batches: Iterable[dict], batch_size: int, generator: torch.Generator | None = None
+) -> list[dict[str, torch.Tensor]]:
+    """The examples of ``batches`` in a shuffled order, in batches of ``batch_size`` left-padded to
+    their longest (the reference's DataLoader(shuffle=True) + DataCollatorWithPadding)."""
+    seqs, labels, pad_id = [], [], None
+    for batch in batches:
+        ids, mask = batch["input_ids"].cpu(), batch["attention_mask"].cpu().bool()
+        if pad_id is None and (~mask).any():
+            pad_id = int(ids[~mask][0])
+        for i in range(len(ids)):
+            seqs.append(ids[i][mask[i]])
+            labels.append(int(batch["labels"][i]))
+    device = batch["input_ids"].device
+    gen_device = generator.device if generator is not None else "cpu"
+    order = torch.randperm(len(seqs), generator=generator, device=gen_device).tolist()
+    out = []
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        length = max(len(seqs[i]) for i in idx)
+        ids = torch.full((len(idx), length), 0 if pad_id is None else pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), length), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, length - len(seqs[i]) :] = seqs[i]
+            mask[row, length - len(seqs[i]) :] = 1
+        out.append(
+            {
+                "input_ids": ids.to(device),
+                "attention_mask": mask.to(device),
+                "labels": torch.tensor([labels[i] for i in idx], device=device),
+            }
+        )
+    return out
+
+
 class Posterior:
     """The Laplace posterior of one structure, in eigen-coordinates, for a given prior precision."""
 
-    def __init__(self, curv: Curvature, structure: str):
+    def __init__(self, curv: Curvature, structure: str, diag_form: str = "per_token"):
         if structure not in STRUCTURES:
             raise ConfigError(f"Laplace structure must be one of {STRUCTURES}, not {structure!r}")
+        if diag_form not in DIAG_FORMS:
+            raise ConfigError(f"Laplace diag_form must be one of {DIAG_FORMS}, not {diag_form!r}")
         self.structure = structure
         self.curv = curv
         self.names = curv.names
         self.eig: dict[str, tuple] = {}
         for n in self.names:
             if structure == "kfac":
-                A = curv.A[n] / max(curv.n_tokens, 1)
+                A = self.input_factor(n)
                 sA, UA = torch.linalg.eigh(A.double())
                 sG, UG = torch.linalg.eigh(curv.G[n].double())
                 self.eig[n] = (sG.clamp_min(0).float(), UG.float(), sA.clamp_min(0).float(), UA.float())
             else:
-                self.eig[n] = (curv.diag[n],)
+                self.eig[n] = (curv.diag[n] if diag_form == "exact" else curv.diag_token[n],)
         self.prior_precision = 1.0
+
+    def input_factor(self, n: str) -> torch.Tensor:
+        """The normalised KFAC input factor A of matrix ``n``: ``/ N_tokens`` when the curvature masked
+        pads (``tokens``), else ``/ N_examples`` (``examples``, the reference)."""
+        count = self.curv.n_tokens if self.curv.mask_pads else self.curv.n_examples
+        return self.curv.A[n] / max(count, 1)
 
     def curvature_eigenvalues(self, n: str) -> torch.Tensor:
         """Eigenvalues of the GGN block of matrix ``n`` (``[out, in]``, same layout as the weight)."""
@@ -220,24 +291,41 @@ class Posterior:
 
 
 class LaplacePredictive(Predictive):
-    """Linearised Laplace predictive of an AdamW run (``structure``: kfac or diag)."""
+    """Linearised Laplace predictive of an AdamW run (``structure``: kfac or diag).
+
+    ``kfac_normalisation`` (``examples`` | ``tokens``) and ``diag_form`` (``per_token`` | ``exact``)
+    choose the curvature convention (module docstring); ``fit_batch_size`` re-batches the training
+    split for the curvature pass (shuffled, padded to each batch's longest; it decides how many pad
+    positions enter A under ``examples``); ``None`` keeps the runner's batches.
+    """
 
     def __init__(
         self,
         label: str,
         structure: str = "kfac",
-        n_samples: int = 10000,
+        n_samples: int = 100000,
         prior_precision: float = 1.0,
         tune_prior: bool = True,
         tune_lr: float = 0.1,
         tune_steps: int = 100,
         jitter: float = 1e-6,
+        kfac_normalisation: str = "examples",
+        diag_form: str = "per_token",
+        fit_batch_size: int | None = 4,
     ):
         super().__init__(label, n_samples)
         if structure not in STRUCTURES:
             raise ConfigError(f"laplace structure must be one of {STRUCTURES}, not {structure!r}")
         if prior_precision <= 0:
             raise ConfigError(f"prior_precision must be > 0, got {prior_precision}")
+        if kfac_normalisation not in KFAC_NORMALISATIONS:
+            raise ConfigError(
+                f"kfac_normalisation must be one of {KFAC_NORMALISATIONS}, not {kfac_normalisation!r}"
+            )
+        if diag_form not in DIAG_FORMS:
+            raise ConfigError(f"diag_form must be one of {DIAG_FORMS}, not {diag_form!r}")
+        if fit_batch_size is not None and fit_batch_size < 1:
+            raise ConfigError(f"fit_batch_size must be >= 1 or null, got {fit_batch_size}")
         self.structure = structure
         self.prior_init, self.tune, self.tune_lr, self.tune_steps = (
             prior_precision,
@@ -246,6 +334,11 @@ class LaplacePredictive(Predictive):
             tune_steps,
         )
         self.jitter = jitter
+        self.kfac_normalisation, self.diag_form, self.fit_batch_size = (
+            kfac_normalisation,
+            diag_form,
+            fit_batch_size,
+        )
         self.posterior: Posterior | None = None
         self.summary: dict[str, Any] = {}
 
@@ -253,18 +346,23 @@ class LaplacePredictive(Predictive):
         lora_modules(ctx.model)
 
     def post_fit(self, ctx: EvalContext, train_batches: Callable[[], Iterable[dict]]) -> None:
-        curv = ctx.shared.get("laplace:curvature")
-        if curv is None:  # one pass serves both structures
-            curv = ctx.shared["laplace:curvature"] = fit_curvature(ctx, train_batches())
+        mask_pads = self.kfac_normalisation == "tokens"
+        key = ("laplace:curvature", mask_pads, self.fit_batch_size)
+        curv = ctx.shared.get(key)
+        if curv is None:  # one pass serves both structures when their fit settings agree
+            batches = train_batches()
+            if self.fit_batch_size is not None:
+                batches = rebatch(batches, self.fit_batch_size, ctx.generator("laplace", "fit"))
+            curv = ctx.shared[key] = fit_curvature(ctx, batches, mask_pads)
         t0 = time.perf_counter()
-        self.posterior = Posterior(curv, self.structure)
+        self.posterior = Posterior(curv, self.structure, self.diag_form)
         self.posterior.prior_precision = self.prior_init
         if self.tune:
             self.posterior.tune_prior(self.prior_init, self.tune_lr, self.tune_steps)
         factors = (
             list(curv.A.values()) + list(curv.G.values())
             if self.structure == "kfac"
-            else list(curv.diag.values())
+            else [self.posterior.eig[n][0] for n in curv.names]
         )
         self.summary = {
             "prior_precision": self.posterior.prior_precision,
@@ -272,6 +370,8 @@ class LaplacePredictive(Predictive):
             "curvature_mb": sum(t.numel() * t.element_size() for t in factors) / 2**20,
             "posterior_s": time.perf_counter() - t0,
             "n_examples": curv.n_examples,
+            "n_tokens": curv.n_tokens,
+            "n_positions": curv.n_positions,
             "log_marginal_likelihood": float(
                 self.posterior.log_marginal_likelihood(
                     torch.tensor(self.posterior.prior_precision, dtype=torch.float64)
