@@ -45,9 +45,15 @@ def integer(lo: int | None = None, optional: bool = False) -> Check:
 
 
 def number(
-    lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    optional: bool = False,
 ) -> Check:
     def ok(v):
+        if optional and v is None:
+            return True
         if not _is_number(v) or (lo is not None and (v <= lo if lo_open else v < lo)):
             return False
         return hi is None or (v < hi if hi_open else v <= hi)
@@ -56,7 +62,8 @@ def number(
         (f"> {lo}" if lo_open else f">= {lo}") if lo is not None else "",
         (f"< {hi}" if hi_open else f"<= {hi}") if hi is not None else "",
     ]
-    return ok, " ".join(["a number", " and ".join(b for b in bounds if b)]).strip()
+    what = " ".join(["a number", " and ".join(b for b in bounds if b)]).strip()
+    return ok, what + (" or null" if optional else "")
 
 
 def one_of(*choices: str, pattern: str | None = None) -> Check:
@@ -84,6 +91,7 @@ FIXED: dict[str, Check] = {
     "trainer.eval_every": integer(0),
     "trainer.eval_batch_size": integer(1),
     "trainer.eval_max_examples": integer(1, optional=True),
+    "trainer.max_train_examples": integer(1, optional=True),
     "trainer.log_every": integer(1),
     "trainer.max_length": integer(1),
     "trainer.pad_to_multiple_of": integer(1),
@@ -142,8 +150,12 @@ SETTINGS: dict[str, Check] = {
         "a non-empty list of numbers >= 0",
     ),
     "predictive.*.prior_precision": number(0, lo_open=True),
-    "predictive.*.start_step": integer(1),
+    "predictive.*.start_step": integer(1, optional=True),
+    "predictive.*.start_frac": number(0, 1, hi_open=True),
     "predictive.*.interval": integer(1),
+    "predictive.*.keep": one_of("spread", "last"),
+    "predictive.*.convention": one_of("swag_lora", "maddox"),
+    "predictive.*.constant_lr": number(0, lo_open=True, optional=True),
     "predictive.*.rank": integer(0),
     "predictive.*.scale": number(0),
 }

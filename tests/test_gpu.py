@@ -93,7 +93,7 @@ def test_loss_falls_and_lora_moves_on_cuda_through_the_paper_loader(compose, tin
     rec = run(cfg)
     assert rec["status"] == "success" and rec["provenance"]["device"].startswith("cuda")
     rows = list(csv.DictReader((Path(cfg.run_dir) / "history.csv").open()))
-    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    losses = [float(r["value"]) for r in rows if r["key"] == "train/loss"]  # long form: step,key,value
     assert len(losses) == 8
     print(f"8-bit AdamW on CUDA, train loss per 10 steps: {[round(x, 3) for x in losses]}")
     assert sum(losses[-2:]) / 2 < 0.9 * sum(losses[:2]) / 2, "the loss must fall"
