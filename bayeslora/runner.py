@@ -255,6 +255,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             class_ids=task.class_ids,
             seed=int(cfg.seed),
             sample_chunk=int(cfg.eval.sample_chunk),
+            progress=bool(cfg.trainer.progress_bar),
         )
         predictives = build_predictives(cfg, method.predictives)
         val_predictive = next(iter(build_predictives(cfg, [method.val_predictive]).values()))

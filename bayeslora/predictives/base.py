@@ -30,6 +30,8 @@ class EvalContext:
     sample_chunk: int = 1
     # State shared between predictives of one run (e.g. one SWAG collector for `swa` and `swag`).
     shared: dict[str, Any] = field(default_factory=dict)
+    # Show progress bars for long post-fit passes (e.g. Laplace's curvature pass); trainer.progress_bar.
+    progress: bool = False
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.method.logits(self.model, batch)

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
@@ -172,7 +173,9 @@ def fit_curvature(ctx: EvalContext, batches: Iterable[dict], mask_pads: bool = F
     modules = lora_modules(ctx.model)
     curv = Curvature(modules, mask_pads)
     t0 = time.perf_counter()
-    for batch in batches:
+    total = len(batches) if hasattr(batches, "__len__") else None
+    bar = tqdm(batches, total=total, desc="Laplace curvature", disable=not getattr(ctx, "progress", False))
+    for batch in bar:
         curv.update(capture(ctx, modules, batch), batch["labels"], batch["attention_mask"])
     curv.seconds = time.perf_counter() - t0
     return curv
