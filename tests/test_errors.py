@@ -167,7 +167,12 @@ CONSTRUCTOR_ERRORS = [
     ("method", ["method.predictives=[map,map]"], "lists a predictive twice"),
     ("predictive.ivon", ["predictive.ivon.tau=-1"], "tau must be >= 0"),
     ("predictive.ivon_tau", ["predictive.ivon_tau.taus=[]"], "the τ grid is empty"),
-    ("predictive.swag", ["predictive.swag.interval=0"], "SWAG start_step and interval must be >= 1"),
+    ("predictive.swag", ["predictive.swag.interval=0"], "SWAG interval must be >= 1"),
+    ("predictive.swag", ["predictive.swag.start_step=0"], "SWAG start_step must be >= 1"),
+    ("predictive.swag", ["predictive.swag.start_frac=1.0"], "SWAG start_frac must be in"),
+    ("predictive.swag", ["predictive.swag.keep=first"], "SWAG keep must be one of"),
+    ("predictive.swag", ["predictive.swag.convention=other"], "SWAG convention must be one of"),
+    ("predictive.swag", ["predictive.swag.constant_lr=-1.0"], "SWAG constant_lr must be > 0"),
     ("predictive.swag", ["predictive.swag.rank=-1"], "SWAG rank and scale must be >= 0"),
     ("predictive.laplace_kfac", ["predictive.laplace_kfac.structure=full"], "structure must be one of"),
 ]
@@ -319,7 +324,7 @@ def _fake_run(method_dir: Path, seed: int, probs: np.ndarray, labels: np.ndarray
 
 
 def test_ensemble_cli(tmp_path, capsys):
-    from bayeslora.ensemble import main
+    from bayeslora.posthoc_ensemble import main
 
     method_dir = tmp_path / "runs/e/d/m/adamw"
     labels = np.array([0, 1, 1, 0])
@@ -342,7 +347,7 @@ def test_ensemble_cli(tmp_path, capsys):
 
 
 def test_ensemble_cli_as_a_command(tmp_path):
-    out = _python(["-m", "bayeslora.ensemble", str(tmp_path / "nothing"), "--seeds", "1,2"], cwd=tmp_path)
+    out = _python(["-m", "bayeslora.posthoc_ensemble", str(tmp_path / "nothing"), "--seeds", "1,2"], cwd=tmp_path)
     assert out.returncode == 1
     assert "no successful run record" in _one_error_line(out, "bayeslora-ensemble: error:")
 
