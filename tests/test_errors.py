@@ -347,7 +347,9 @@ def test_ensemble_cli(tmp_path, capsys):
 
 
 def test_ensemble_cli_as_a_command(tmp_path):
-    out = _python(["-m", "bayeslora.posthoc_ensemble", str(tmp_path / "nothing"), "--seeds", "1,2"], cwd=tmp_path)
+    out = _python(
+        ["-m", "bayeslora.posthoc_ensemble", str(tmp_path / "nothing"), "--seeds", "1,2"], cwd=tmp_path
+    )
     assert out.returncode == 1
     assert "no successful run record" in _one_error_line(out, "bayeslora-ensemble: error:")
 
