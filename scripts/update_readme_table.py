@@ -1,6 +1,6 @@
-"""Paste results/tables/<exp>.md into README.md between the demo-table markers.
+"""Paste results/tables/<exp>.md into README.md between its markers (<!-- <exp>-table:start/end -->).
 
-python scripts/update_readme_table.py [--exp demo]
+python scripts/update_readme_table.py [--exp demo|mini]
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ def main() -> None:
     table = (ROOT / "results" / "tables" / f"{args.exp}.md").read_text(encoding="utf-8").strip()
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(r"(<!-- demo-table:start -->\n).*?(\n<!-- demo-table:end -->)", re.S)
+    tag = re.escape(args.exp)
+    pattern = re.compile(rf"(<!-- {tag}-table:start -->\n).*?(\n<!-- {tag}-table:end -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit("README.md has no demo-table markers")
+        raise SystemExit(f"README.md has no {args.exp}-table markers")
     readme.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text), encoding="utf-8")
     print(f"README.md: inserted results/tables/{args.exp}.md")
 
