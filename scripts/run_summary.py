@@ -1,0 +1,69 @@
+"""Per-run facts of an experiment, from its records only: wall time, training time and step time,
+evaluation time per predictive, and the SWAG deviation spectrum (are D's columns collinear?).
+
+    python scripts/run_summary.py mini [--results-dir results]
+
+Prints Markdown (used in results/reports/mini.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+from pathlib import Path
+
+
+def train_seconds(run_dir: Path) -> tuple[float | None, float | None]:
+    """(total training seconds, median seconds per step between logged points) from history.csv."""
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return None, None
+    points = [
+        (int(r["step"]), float(r["value"])) for r in csv.DictReader(path.open()) if r["key"] == "time/train_s"
+    ]
+    if not points:
+        return None, None
+    per_step = [(t1 - t0) / (s1 - s0) for (s0, t0), (s1, t1) in zip(points, points[1:]) if s1 > s0]
+    return points[-1][1], (statistics.median(per_step) if per_step else None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("exp")
+    ap.add_argument("--results-dir", type=Path, default=Path("results"))
+    a = ap.parse_args()
+    records = sorted((a.results_dir / "runs" / a.exp).rglob("metrics.json"))
+    print("| run | status | wall (min) | training (min) | s / step (median) | evaluation (min) |")
+    print("|---|---|---|---|---|---|")
+    spectra = []
+    for path in records:
+        rec = json.loads(path.read_text())
+        run = f"{rec['dataset']} {rec['method']} seed {rec['seed']}"
+        train_s, step_s = train_seconds(path.parent)
+        eval_s = sum(rec.get("eval_seconds", {}).values())
+        wall = rec.get("provenance", {}).get("wall_s")
+        fmt = lambda v, d=1: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+        print(
+            f"| {run} | {rec['status']} | {fmt(wall and wall / 60)} | {fmt(train_s and train_s / 60)} | "
+            f"{fmt(step_s, 2)} | {fmt(eval_s / 60 if eval_s else None)} |"
+        )
+        swag = rec.get("predictive_info", {}).get("swag")
+        if swag and "deviation_singular_values_rel" in swag:
+            spectra.append((run, swag))
+    if spectra:
+        print("\nSWAG deviation matrix D (columns = snapshots at the listed steps): singular values relative")
+        print("to the largest, and the largest |cosine| between two columns (1 = collinear).\n")
+        print("| run | snapshots | D's columns at steps | singular values / largest | max |cos| |")
+        print("|---|---|---|---|---|")
+        for run, s in spectra:
+            sv = ", ".join(f"{v:.2f}" for v in s["deviation_singular_values_rel"])
+            print(
+                f"| {run} | {s['n_snapshots']} ({s['first_snapshot_step']}–{s['last_snapshot_step']}) | "
+                f"{', '.join(map(str, s['deviation_steps']))} | {sv} | {s['deviation_max_abs_cosine']:.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
