@@ -42,7 +42,7 @@ test-gpu: ## GPU checks only (needs CUDA): 8-bit 7B-shaped layers, every method
 smoke: ## One-minute CPU smoke run: 4 steps of AdamW on the tiny model, every AdamW predictive
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train debug=fast overwrite=true
 
-demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 seeds, table + figures (<5 min, 2 CPU cores)
+demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 seeds, table + figures
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=demo
 	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --posthoc-ensemble --figures --extra-digits 1
 	@echo "--- shifted split ---"
