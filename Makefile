@@ -54,7 +54,7 @@ mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M, WG-S + ARC-E, 3 seeds; nee
 	$(MAKE) mini-tables
 
 mini-tables: ## Rebuild the miniature's table, figures and paper report from its committed records
-	$(PYTHON) -m bayeslora.aggregate mini --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper
+	$(PYTHON) -m bayeslora.aggregate mini --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper --extra-digits 1
 
 reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|submitit_local|basic)
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=$(or $(LAUNCHER),slurm)
