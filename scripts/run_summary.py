@@ -11,22 +11,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import statistics
 from pathlib import Path
+
+from bayeslora.paper import median_step_seconds
 
 
 def train_seconds(run_dir: Path) -> tuple[float | None, float | None]:
-    """(total training seconds, median seconds per step between logged points) from history.csv."""
+    """(total training seconds from history.csv, median seconds per step as the paper report takes it)."""
     path = run_dir / "history.csv"
     if not path.is_file():
         return None, None
-    points = [
-        (int(r["step"]), float(r["value"])) for r in csv.DictReader(path.open()) if r["key"] == "time/train_s"
-    ]
-    if not points:
-        return None, None
-    per_step = [(t1 - t0) / (s1 - s0) for (s0, t0), (s1, t1) in zip(points, points[1:]) if s1 > s0]
-    return points[-1][1], (statistics.median(per_step) if per_step else None)
+    times = [float(r["value"]) for r in csv.DictReader(path.open()) if r["key"] == "time/train_s"]
+    return (times[-1] if times else None), median_step_seconds(run_dir)
 
 
 def main() -> None:
