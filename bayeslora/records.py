@@ -112,6 +112,12 @@ class RunRecord:
     data_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     # "split/predictive" -> seconds its evaluation took
     eval_seconds: dict[str, float] = field(default_factory=dict)
+    # predictive -> seconds its post-fit work took (Laplace: the curvature pass, paid by the first
+    # Laplace row when both share it, and the prior tuning)
+    post_fit_seconds: dict[str, float] = field(default_factory=dict)
+    # bayeslora.evaluate only: the adapter evaluated (path or hub id, sha256 of its weights, LoRA
+    # settings, base model) and the IVON posterior used, if any; None for a training run
+    adapter: dict[str, Any] | None = None
     steps: int = 0
     error: str | None = None
     traceback: str | None = None

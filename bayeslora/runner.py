@@ -1,9 +1,14 @@
-"""``run(cfg)``: one training run, top to bottom, as a plain function of the composed config.
+"""One training run as plain functions of the composed config: ``setup -> fit -> evaluate -> write``.
 
-skip-if-done -> seed -> model + data -> method + predictives -> step loop (validation every
-``eval_every``) -> post-fit -> evaluate every predictive on every evaluation split -> write
-predictions, adapter and the record. Any failure is recorded (``status: failed`` + traceback)
-and re-raised; W&B is closed in every case.
+:func:`run` reads top to bottom: skip-if-done -> :func:`setup` (seed, model, data, method,
+predictives bound to the evaluation context) -> :func:`fit` (the step loop, validation every
+``eval_every``; nothing at ``trainer.max_steps=0``, the zero-shot row) -> :func:`evaluate` (post-fit
+work such as Laplace's curvature pass, then every predictive on every evaluation split) ->
+:func:`write` (predictions, adapter, method artifacts) and the record. Any failure is recorded
+(``status: failed`` + traceback) and re-raised; W&B is closed in every case.
+
+``bayeslora.evaluate`` (post-hoc rows of an adapter trained elsewhere) runs the same
+``setup -> evaluate -> write`` with the adapter's model and no training.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import logging
 import math
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +45,31 @@ from bayeslora.utils.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
+# (cfg, device) -> (model with LoRA, tokenizer)
+ModelLoader = Callable[[DictConfig, torch.device], tuple[Any, Any]]
+
+
+@dataclass
+class Run:
+    """What :func:`setup` builds and :func:`fit`, :func:`evaluate` and :func:`write` work on."""
+
+    cfg: DictConfig
+    record: RunRecord
+    device: torch.device
+    model: Any
+    tokenizer: Any
+    task: TaskData
+    method: Any
+    ctx: EvalContext
+    predictives: dict[str, Predictive]
+    val_predictive: Predictive
+    # preds.npz arrays: "<split>/labels" and "<split>/<predictive>" (probabilities, float64)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.run_dir)
+
 
 def build_predictives(cfg: DictConfig, names: list[str]) -> dict[str, Predictive]:
     known = cfg.get("predictive") or {}
@@ -53,12 +85,17 @@ def build_predictives(cfg: DictConfig, names: list[str]) -> dict[str, Predictive
 
 def model_config(cfg: DictConfig) -> DictConfig:
     """``cfg.model``, with the LoRA dropout a method trains with (``method.lora_dropout``) if it sets one."""
-    dropout = cfg.method.get("lora_dropout")
+    dropout = (cfg.get("method") or {}).get("lora_dropout")
     if dropout is None:
         return cfg.model
     model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
     model_cfg.lora.dropout = float(dropout)
     return model_cfg
+
+
+def fresh_lora_model(cfg: DictConfig, device: torch.device):
+    """The base model with a fresh LoRA adapter (B = 0, A from the run seed) from the model config."""
+    return build_model(model_config(cfg), device, cfg.seed)
 
 
 def to_device(batch, device: torch.device):
@@ -111,25 +148,79 @@ def make_loggers(cfg: DictConfig, run_dir: Path, chash: str, resume_step: int | 
     return [CSVLogger(run_dir, resume_step), *instantiate_loggers(cfg.logger, config, run_id)]
 
 
-def fit(
+def new_record(cfg: DictConfig, chash: str) -> RunRecord:
+    """A ``running`` record naming the run (experiment, dataset, model, method, seed, config hash)."""
+    return RunRecord(
+        status="running",
+        exp_name=cfg.exp_name,
+        dataset=cfg.dataset.name,
+        dataset_label=cfg.dataset.get("label"),
+        model=cfg.model.name,
+        method=cfg.method.name,
+        seed=int(cfg.seed),
+        config_hash=chash,
+    )
+
+
+def setup(
     cfg: DictConfig,
-    ctx: EvalContext,
-    task: TaskData,
-    predictives: dict[str, Predictive],
-    val_predictive: Predictive,
-    loggers: list,
-    device: torch.device,
-    chash: str,
-    resume: dict[str, Any] | None = None,
-) -> int:
-    """The step loop, from step 1 or from a checkpoint. Returns the number of optimizer steps taken."""
-    tr = cfg.trainer
-    run_dir = Path(cfg.run_dir)
-    method, model = ctx.method, ctx.model
+    record: RunRecord | None = None,
+    device: torch.device | None = None,
+    load_model: ModelLoader = fresh_lora_model,
+) -> Run:
+    """Seed everything; the model (``load_model``: by default the base model with a fresh LoRA
+    adapter from the model config), the task, the method set up for ``trainer.max_steps`` steps, the
+    evaluation context and the method's predictives bound to it. Fills the record's data fields."""
+    record = record if record is not None else new_record(cfg, config_hash(cfg))
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(int(cfg.trainer.num_threads))
+    device = device if device is not None else resolve_device(cfg.trainer.device)
+    seed_everything(cfg.seed)
+    model, tokenizer = load_model(cfg, device)
+    task = build_task(
+        cfg.dataset,
+        tokenizer,
+        cfg.trainer.max_length,
+        cfg.eval.max_examples,
+        cfg.eval.ood,
+        cfg.trainer.get("max_train_examples"),
+    )
+    record.n_train = len(task.train)
+    record.n_eval = {k: len(v) for k, v in task.evals.items()}
+    record.eval_split = list(task.evals)[0]
+    record.data_sources = dict(task.sources or {})
+
+    method = instantiate(cfg.method)
+    method.setup(model, task.class_ids, int(cfg.trainer.max_steps), len(task.train), int(cfg.seed))
+    ctx = EvalContext(
+        model=model,
+        method=method,
+        class_ids=task.class_ids,
+        seed=int(cfg.seed),
+        sample_chunk=int(cfg.eval.sample_chunk),
+        progress=bool(cfg.trainer.progress_bar),
+    )
+    predictives = build_predictives(cfg, method.predictives)
+    val_predictive = next(iter(build_predictives(cfg, [method.val_predictive]).values()))
+    for p in [*predictives.values(), val_predictive]:
+        p.bind(ctx)
+    record.labels = {name: p.label for name, p in predictives.items()}
+    record.table_rows = [name for name, p in predictives.items() if p.in_table]
+    return Run(cfg, record, device, model, tokenizer, task, method, ctx, predictives, val_predictive)
+
+
+def fit(run: Run, loggers: list, resume: dict[str, Any] | None = None) -> int:
+    """The step loop, from step 1 or from a checkpoint, up to ``trainer.max_steps`` (0: no step).
+    Returns the number of optimizer steps taken."""
+    cfg, tr, task, device = run.cfg, run.cfg.trainer, run.task, run.device
+    ctx, method, model = run.ctx, run.method, run.model
     start, loop = 0, {"running": 0.0, "n_running": 0, "train_s": 0.0}
     if resume is not None:
         start, loop = int(resume["step"]), dict(resume["loop"])
-        log.info("resuming %s from step %d", run_dir, start)
+        log.info("resuming %s from step %d", run.run_dir, start)
+    if tr.max_steps == 0:
+        log.info("trainer.max_steps=0: no training, the predictives see the untrained adapter")
+        return 0
     batches = method.batches(task.train, tr.batch_size, cfg.seed, task.pad_id, tr.pad_to_multiple_of, start)
     val_split = list(task.evals)[0]
     t0 = time.perf_counter() - loop["train_s"]
@@ -147,7 +238,7 @@ def fit(
             raise TrainingDivergedError(
                 f"loss is {loss} at step {step}; training diverged ({method.divergence_hint})"
             )
-        for p in predictives.values():
+        for p in run.predictives.values():
             p.on_train_step(ctx, step)
         loop["running"] += loss
         loop["n_running"] += 1
@@ -164,7 +255,7 @@ def fit(
             loop["running"], loop["n_running"] = 0.0, 0
         if tr.eval_every and (step % tr.eval_every == 0 or step == tr.max_steps):
             logp = predict_split(
-                val_predictive,
+                run.val_predictive,
                 ctx,
                 task,
                 val_split,
@@ -190,7 +281,7 @@ def fit(
                 "rng": rng_state(),
                 "loop": dict(loop),
             }
-            checkpoint.save(run_dir, state, step, chash)
+            checkpoint.save(run.run_dir, state, step, run.record.config_hash)
     bar.close()
     return step
 
@@ -203,6 +294,74 @@ def restore(ctx: EvalContext, state: dict[str, Any]) -> None:
     set_rng_state(state["rng"])
 
 
+def evaluate(run: Run) -> dict[str, dict[str, float]]:
+    """Post-fit work of every predictive (e.g. Laplace's curvature pass over the training split),
+    then every predictive on every evaluation split. Fills the record (``splits``, ``metrics``,
+    ``predictive_info``, ``post_fit_seconds``, ``eval_seconds``) and ``run.outputs``; returns the
+    metrics of the evaluation split."""
+    cfg, task, ctx, record = run.cfg, run.task, run.ctx, run.record
+    tr = cfg.trainer
+
+    def post_fit_batches():
+        for _, batch in eval_batches(task.train, tr.eval_batch_size, task.pad_id, tr.pad_to_multiple_of):
+            yield to_device(batch, run.device)
+
+    for name, p in run.predictives.items():
+        t0 = time.perf_counter()
+        p.post_fit(ctx, post_fit_batches)
+        record.post_fit_seconds[name] = round(time.perf_counter() - t0, 3)
+    record.predictive_info = {name: p.info() for name, p in run.predictives.items() if p.info()}
+    for split, data in task.evals.items():
+        run.outputs[f"{split}/labels"] = data.labels
+        record.splits[split] = {}
+        for name, p in run.predictives.items():
+            t0 = time.perf_counter()
+            logp = predict_split(
+                p,
+                ctx,
+                task,
+                split,
+                tr.eval_batch_size,
+                tr.pad_to_multiple_of,
+                run.device,
+                progress=tr.progress_bar,
+            )
+            record.eval_seconds[f"{split}/{name}"] = round(time.perf_counter() - t0, 3)
+            record.splits[split][name] = M.classification_metrics(
+                None, data.labels, cfg.eval.ece_bins, log_probs=logp
+            )
+            run.outputs[f"{split}/{name}"] = np.exp(logp)  # float64: exact down to 1e-308
+    record.metrics = record.splits[record.eval_split]
+    for name, m in record.metrics.items():
+        log.info("%-12s %s", name, "  ".join(f"{k}={v:.4f}" for k, v in m.items()))
+    return record.metrics
+
+
+def write(run: Run, out_dir: Path | None = None, artifacts: bool = True) -> None:
+    """Write the predictions (``preds.npz``, unless ``eval.save_predictions=false``) and, with
+    ``artifacts``, the trained adapter and the method's artifacts (e.g. IVON's posterior) into
+    ``out_dir`` (default: the run folder). The record is the caller's: it is written last."""
+    out = Path(out_dir) if out_dir is not None else run.run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    if run.cfg.eval.save_predictions:
+        np.savez_compressed(out / "preds.npz", **run.outputs)
+    if artifacts:
+        run.model.save_pretrained(str(out / "adapter"))
+        run.method.save_artifacts(out)
+
+
+def provenance(device: torch.device, started: datetime, t_start: float) -> dict[str, Any]:
+    """Git commit, package versions, device, start time, wall seconds and peak memory."""
+    return {
+        **git_info(),
+        "packages": package_versions(),
+        "device": _device_name(device),
+        "started": started.isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - t_start, 3),
+        **peak_memory_mb(device),
+    }
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate and record one run; returns the record as a dict."""
     run_dir = Path(cfg.run_dir)
@@ -213,108 +372,29 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         log.info("skipping %s: finished with the same config hash %s", run_dir, chash)
         return done
 
-    record = RunRecord(
-        status="running",
-        exp_name=cfg.exp_name,
-        dataset=cfg.dataset.name,
-        dataset_label=cfg.dataset.get("label"),
-        model=cfg.model.name,
-        method=cfg.method.name,
-        seed=int(cfg.seed),
-        config_hash=chash,
-    )
+    record = new_record(cfg, chash)
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     loggers: list = []
     device = torch.device("cpu")
+    state: Run | None = None
     ok = False
     try:
-        if cfg.trainer.num_threads:
-            torch.set_num_threads(int(cfg.trainer.num_threads))
         device = resolve_device(cfg.trainer.device)
-        seed_everything(cfg.seed)
-        model, tokenizer = build_model(model_config(cfg), device, cfg.seed)
-        task = build_task(
-            cfg.dataset,
-            tokenizer,
-            cfg.trainer.max_length,
-            cfg.eval.max_examples,
-            cfg.eval.ood,
-            cfg.trainer.get("max_train_examples"),
-        )
-        record.n_train = len(task.train)
-        record.n_eval = {k: len(v) for k, v in task.evals.items()}
-        record.eval_split = list(task.evals)[0]
-        record.data_sources = dict(task.sources or {})
-
-        method = instantiate(cfg.method)
-        method.setup(model, task.class_ids, cfg.trainer.max_steps, len(task.train), int(cfg.seed))
-        ctx = EvalContext(
-            model=model,
-            method=method,
-            class_ids=task.class_ids,
-            seed=int(cfg.seed),
-            sample_chunk=int(cfg.eval.sample_chunk),
-            progress=bool(cfg.trainer.progress_bar),
-        )
-        predictives = build_predictives(cfg, method.predictives)
-        val_predictive = next(iter(build_predictives(cfg, [method.val_predictive]).values()))
-        for p in [*predictives.values(), val_predictive]:
-            p.bind(ctx)
-        record.labels = {name: p.label for name, p in predictives.items()}
-        record.table_rows = [name for name, p in predictives.items() if p.in_table]
+        state = setup(cfg, record, device)
         if cfg.overwrite:
             checkpoint.remove(run_dir)
         resume = checkpoint.load(run_dir, chash, device)
         if resume is not None:
-            restore(ctx, resume)
+            restore(state.ctx, resume)
         loggers = make_loggers(cfg, run_dir, chash, None if resume is None else int(resume["step"]))
 
-        record.steps = fit(cfg, ctx, task, predictives, val_predictive, loggers, device, chash, resume)
-
-        def post_fit_batches():
-            for _, batch in eval_batches(
-                task.train, cfg.trainer.eval_batch_size, task.pad_id, cfg.trainer.pad_to_multiple_of
-            ):
-                yield to_device(batch, device)
-
-        for p in predictives.values():
-            p.post_fit(ctx, post_fit_batches)
-        record.predictive_info = {name: p.info() for name, p in predictives.items() if p.info()}
-        eval_s: dict[str, float] = {}
-
-        saved: dict[str, np.ndarray] = {}
-        for split, data in task.evals.items():
-            saved[f"{split}/labels"] = data.labels
-            record.splits[split] = {}
-            for name, p in predictives.items():
-                t0 = time.perf_counter()
-                logp = predict_split(
-                    p,
-                    ctx,
-                    task,
-                    split,
-                    cfg.trainer.eval_batch_size,
-                    cfg.trainer.pad_to_multiple_of,
-                    device,
-                    progress=cfg.trainer.progress_bar,
-                )
-                eval_s[f"{split}/{name}"] = round(time.perf_counter() - t0, 3)
-                m = M.classification_metrics(None, data.labels, cfg.eval.ece_bins, log_probs=logp)
-                record.splits[split][name] = m
-                saved[f"{split}/{name}"] = np.exp(logp)  # float64: exact down to 1e-308
-        record.eval_seconds = eval_s
-        record.metrics = record.splits[record.eval_split]
+        record.steps = fit(state, loggers, resume)
+        evaluate(state)
         for lg in loggers:
             lg.summary(flatten({"final": record.splits}))
             lg.log(flatten({"final": record.metrics}), record.steps)
-        for name, m in record.metrics.items():
-            log.info("%-12s %s", name, "  ".join(f"{k}={v:.4f}" for k, v in m.items()))
-
-        if cfg.eval.save_predictions:
-            np.savez_compressed(run_dir / "preds.npz", **saved)
-        model.save_pretrained(str(run_dir / "adapter"))
-        method.save_artifacts(run_dir)
+        write(state)
         record.status = "success"
         ok = True
         if not cfg.trainer.keep_checkpoint:
@@ -325,16 +405,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         record.traceback = scrub(traceback.format_exc())
         raise
     finally:
-        record.provenance = {
-            **git_info(),
-            "packages": package_versions(),
-            "device": _device_name(device),
-            "started": started.isoformat(timespec="seconds"),
-            "wall_s": round(time.perf_counter() - t_start, 3),
-            **peak_memory_mb(device),
-        }
+        record.provenance = provenance(device, started, t_start)
         if ok:
-            record.provenance["n_lora_params"] = sum(p.numel() for _, p in lora_parameters(model))
+            record.provenance["n_lora_params"] = sum(p.numel() for _, p in lora_parameters(state.model))
         write_record(run_dir, record)
         for lg in loggers:
             try:

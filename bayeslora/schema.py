@@ -86,7 +86,8 @@ FIXED: dict[str, Check] = {
     "seed": integer(0),
     "exp_name": TEXT,
     "overwrite": BOOL,
-    "trainer.max_steps": integer(1),
+    # 0 = no training: the predictives see the untrained adapter (B = 0), i.e. the zero-shot rows
+    "trainer.max_steps": integer(0),
     "trainer.batch_size": integer(1),
     "trainer.eval_every": integer(0),
     "trainer.eval_batch_size": integer(1),
@@ -344,5 +345,11 @@ def validate(cfg: DictConfig) -> None:
     resolve_device(cfg.trainer.device)
     instantiate(cfg.method)  # the method's own range checks (IVON, BLoB, ensemble settings)
     for name in dict.fromkeys([*cfg.method.predictives, cfg.method.val_predictive]):
-        instantiate(cfg.predictive[name])  # the predictives' own checks (τ grid, SWAG, Laplace)
+        p = instantiate(cfg.predictive[name])  # the predictives' own checks (τ grid, SWAG, Laplace)
+        if cfg.trainer.max_steps == 0 and name in cfg.method.predictives and p.needs_training:
+            raise ConfigError(
+                f"invalid method.predictives entry {name!r} with trainer.max_steps=0: {p.label} needs the "
+                f"training trajectory ({p.needs_training}) and 0 steps take none; drop it from "
+                f"method.predictives"
+            )
     instantiate(cfg.model.loader)  # a missing local model or tokenizer folder

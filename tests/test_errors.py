@@ -44,8 +44,8 @@ def _one_error_line(out: subprocess.CompletedProcess, prefix: str) -> str:
 BAD_CONFIGS = [
     (["seed=abc"], "invalid seed='abc': expected an integer >= 0"),
     (["seed=1.5"], "invalid seed=1.5: expected an integer"),
-    (["trainer.max_steps=ten"], "invalid trainer.max_steps='ten': expected an integer >= 1"),
-    (["trainer.max_steps=0"], "invalid trainer.max_steps=0: expected an integer >= 1"),
+    (["trainer.max_steps=ten"], "invalid trainer.max_steps='ten': expected an integer >= 0"),
+    (["trainer.max_steps=-1"], "invalid trainer.max_steps=-1: expected an integer >= 0"),
     (["trainer.batch_size=-4"], "trainer.batch_size=-4"),
     (["trainer.eval_max_examples=0"], "an integer >= 1 or null"),
     (["trainer.progress_bar=maybe"], "expected true or false"),

@@ -48,6 +48,15 @@ class EvalContext:
 class Predictive:
     # False for analysis-only rows (e.g. the IVON τ grid): recorded, but not in the main table.
     in_table: bool = True
+    # What the predictive needs beyond a trained adapter, checked before anything loads (by the
+    # config check of a ``trainer.max_steps=0`` run and by ``bayeslora.evaluate``); ``bind`` checks
+    # them again on the real run.
+    # Why it needs the training trajectory (e.g. SWAG's snapshots); None = it does not.
+    needs_training: str | None = None
+    # Whether it samples the LoRA dropout masks (needs LoRA dropout > 0).
+    needs_lora_dropout: bool = False
+    # Whether it needs a Gaussian posterior over the LoRA weights (an IVON run's).
+    needs_posterior: bool = False
 
     def __init__(self, label: str, n_samples: int = 1):
         if n_samples < 1:

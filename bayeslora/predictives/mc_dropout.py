@@ -13,6 +13,8 @@ from bayeslora.predictives.sampling import chunked_log_probs, set_dropout
 
 
 class MCDropoutPredictive(Predictive):
+    needs_lora_dropout = True
+
     def __init__(self, label: str = "+ MC Drop", n_samples: int = 10):
         super().__init__(label, n_samples)
 
@@ -20,7 +22,10 @@ class MCDropoutPredictive(Predictive):
         ctx.model.eval()
         n = set_dropout(ctx.model, False)
         if n == 0:
-            raise ConfigError("mc_dropout needs LoRA dropout > 0 (model.lora.dropout)")
+            raise ConfigError(
+                "mc_dropout needs LoRA dropout > 0 (model.lora.dropout; for bayeslora.evaluate, the "
+                "adapter's lora_dropout in its adapter_config.json)"
+            )
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:

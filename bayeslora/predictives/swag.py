@@ -131,6 +131,8 @@ class SWAGCollector:
 class SWAGPredictive(Predictive):
     """``n_samples`` SWAG samples (``mean_only``: one pass at the SWA mean)."""
 
+    needs_training = "it averages snapshots of the LoRA weights taken during training"
+
     def __init__(
         self,
         label: str = "+ SWAG",
@@ -179,6 +181,11 @@ class SWAGPredictive(Predictive):
                     f"{self.label}: start_frac needs a run length; set predictive.swag.start_step"
                 )
             self.start_step = max(1, int(round(self.start_frac * total)) or 1)
+        if total == 0:
+            raise ConfigError(
+                f"{self.label} needs the training trajectory ({self.needs_training}), and this run "
+                f"takes no training step"
+            )
         if total is not None and self.start_step > total:
             raise ConfigError(
                 f"{self.label}: start_step={self.start_step} is after the last step ({total}); "
