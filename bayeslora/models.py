@@ -282,15 +282,53 @@ def attach_lora(model, lora_cfg):
     return get_peft_model(model, config)
 
 
+def cast_body_(model, dtype: torch.dtype) -> None:
+    """Cast every weight but the (tied) input/output embeddings to ``dtype``, in place.
+
+    The embeddings stay as loaded (float32), so the class head reads float32 LM-head rows; the
+    embedding output is cast to ``dtype`` on its way into the first layer.
+    """
+    embed = model.get_input_embeddings()
+    head = model.get_output_embeddings()
+    keep = {id(p) for m in (embed, head) if m is not None for p in m.parameters()}
+    for p in model.parameters():
+        if id(p) not in keep:
+            p.data = p.data.to(dtype)
+    for b in model.buffers():
+        if b.is_floating_point() and b.dtype != torch.float32:  # rotary inv_freq stays float32
+            b.data = b.data.to(dtype)
+    embed.register_forward_hook(lambda _m, _i, out: out.to(dtype))
+
+
 def build_model(model_cfg, device: torch.device, seed: int):
-    """Load base model + tokenizer, attach LoRA (initialised from ``seed``) and freeze the base."""
+    """Load base model + tokenizer, attach LoRA (initialised from ``seed``) and freeze the base.
+
+    ``model.head_dtype: float32`` with a 16-bit ``model.dtype`` loads the weights in float32 and casts
+    all but the embeddings/LM head (the frozen body) to ``model.dtype``; LoRA weights stay float32
+    (peft keeps adapters of a 16-bit base in float32), and the class logits and the loss are float32.
+    ``model.attn_implementation`` (``eager``, ``sdpa``; null = the library's default) picks the
+    attention kernel.
+    """
     from bayeslora.utils.instantiate import instantiate
 
     if model_cfg.dtype not in DTYPES:
         raise ConfigError(f"model.dtype must be one of {sorted(DTYPES)}, not {model_cfg.dtype!r}")
     dtype = DTYPES[model_cfg.dtype]
+    head_dtype = model_cfg.get("head_dtype")
+    if head_dtype not in (None, "float32"):
+        raise ConfigError(f"model.head_dtype must be float32 or null, not {head_dtype!r}")
+    split = head_dtype == "float32" and dtype in (torch.bfloat16, torch.float16)
+    if split and model_cfg.quantization not in (None, "none"):
+        raise ConfigError("model.head_dtype=float32 needs model.quantization=none (a 16-bit body)")
     loader = instantiate(model_cfg.loader)
-    model, tok = loader.load(model_cfg.quantization, dtype, device)
+    model, tok = loader.load(model_cfg.quantization, torch.float32 if split else dtype, device)
+    if split:
+        cast_body_(model, dtype)
+    attn = model_cfg.get("attn_implementation")
+    if attn is not None:
+        if attn not in ("eager", "sdpa"):
+            raise ConfigError(f"model.attn_implementation must be eager, sdpa or null, not {attn!r}")
+        model.set_attn_implementation(attn)
     torch.manual_seed(seed)
     model = attach_lora(model, model_cfg.lora)
     model.config.use_cache = False

@@ -110,6 +110,8 @@ FIXED: dict[str, Check] = {
     "model.name": TEXT,
     "model.quantization": one_of("8bit", "4bit", "none"),
     "model.dtype": one_of("float32", "float16", "bfloat16", "auto"),
+    "model.head_dtype": (lambda v: v in (None, "float32"), "float32 or null"),
+    "model.attn_implementation": (lambda v: v in (None, "eager", "sdpa"), "eager, sdpa or null"),
     "model.lora.r": integer(1),
     "model.lora.alpha": number(lo=0),
     "model.lora.dropout": number(lo=0, hi=1, hi_open=True),
