@@ -455,3 +455,36 @@ def test_against_laplace_torch_kfac_and_diag(trained):
     assert exact.tune_prior(1.0, 0.1, 100)[-1] == pytest.approx(float(la.prior_precision), rel=1e-4)
     _, f_var = la._glm_predictive_distribution(data[0])
     close(exact.logit_covariance(cap), f_var.detach(), 1e-5)
+
+
+def test_both_laplace_rows_share_one_jacobian_pass_per_batch(trained, monkeypatch):
+    """The Jacobians of an evaluation batch (one backward pass per class) are computed once for both
+    Laplace rows of a run, and each row's probabilities equal those of the row evaluated alone."""
+    import bayeslora.predictives.laplace as laplace
+
+    ctx, batches = trained
+    calls = []
+    real_capture = laplace.capture
+    monkeypatch.setattr(laplace, "capture", lambda *a: calls.append(1) or real_capture(*a))
+
+    def rows(c, structures):
+        preds = [LaplacePredictive(f"LA {s}", s, n_samples=500) for s in structures]
+        for p in preds:
+            p.post_fit(c, lambda: iter(batches))
+        return preds
+
+    both = rows(ctx, ["kfac", "diag"])
+    calls.clear()  # the curvature fit's passes (one, shared) are not evaluation passes
+    together = {p.structure: [p.predict(ctx, b) for b in batches] for p in both}  # row by row, as the runner
+    assert len(calls) == len(batches)  # not 2 x len(batches)
+    assert not ctx.shared[laplace.PENDING_KEY]  # every covariance handed over was used
+    for structure in ("kfac", "diag"):
+        alone_ctx = EvalContext(ctx.model, ctx.method, ctx.class_ids, seed=ctx.seed)
+        (p,) = rows(alone_ctx, [structure])
+        calls.clear()
+        alone = [p.predict(alone_ctx, b) for b in batches]
+        assert len(calls) == len(batches)
+        for x, y in zip(together[structure], alone):
+            torch.testing.assert_close(x, y)
+    # the two rows differ, so a mixed-up hand-over would have been visible
+    assert not torch.allclose(together["kfac"][0], together["diag"][0])

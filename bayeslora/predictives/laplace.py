@@ -293,6 +293,38 @@ class Posterior:
         return cov
 
 
+ROWS_KEY = "laplace:posteriors"
+PENDING_KEY = "laplace:pending"
+
+
+def batch_key(batch: dict[str, torch.Tensor]) -> tuple:
+    """Identity of an evaluation batch by content (the runner gives every row the same batches)."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    return (tuple(ids.shape), hash(ids.cpu().numpy().tobytes()), hash(mask.cpu().numpy().tobytes()))
+
+
+def shared_logit_covariances(
+    ctx: EvalContext, batch: dict[str, torch.Tensor], label: str, posterior: Posterior
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(f(x; θ*) [B, C], J Σ Jᵀ [B, C, C])`` of ``label``'s posterior on ``batch``.
+
+    The Jacobians (one backward pass per class) are the cost of a Laplace row's evaluation; the
+    first Laplace row to see a batch computes them once and the covariances of every other Laplace
+    row of the run with them, which those rows then take from ``ctx.shared`` instead of recomputing.
+    """
+    key = batch_key(batch)
+    pending = ctx.shared.setdefault(PENDING_KEY, {})
+    if (label, key) in pending:
+        return pending.pop((label, key))
+    ctx.model.eval()
+    cap = capture(ctx, lora_modules(ctx.model), batch)
+    logits = cap.logits.detach()
+    for other, post in ctx.shared.get(ROWS_KEY, {}).items():
+        if other != label:
+            pending[(other, key)] = (logits, post.logit_covariance(cap))
+    return logits, posterior.logit_covariance(cap)
+
+
 class LaplacePredictive(Predictive):
     """Linearised Laplace predictive of an AdamW run (``structure``: kfac or diag).
 
@@ -359,6 +391,8 @@ class LaplacePredictive(Predictive):
             curv = ctx.shared[key] = fit_curvature(ctx, batches, mask_pads)
         t0 = time.perf_counter()
         self.posterior = Posterior(curv, self.structure, self.diag_form)
+        # every Laplace row of the run, so one Jacobian pass per evaluation batch serves them all
+        ctx.shared.setdefault(ROWS_KEY, {})[self.label] = self.posterior
         self.posterior.prior_precision = self.prior_init
         if self.tune:
             self.posterior.tune_prior(self.prior_init, self.tune_lr, self.tune_steps)
@@ -389,15 +423,12 @@ class LaplacePredictive(Predictive):
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
         if self.posterior is None:
             raise RuntimeError(f"{self.label}: post_fit has not run")
-        ctx.model.eval()
-        cap = capture(ctx, lora_modules(ctx.model), batch)
-        cov = self.posterior.logit_covariance(cap)
+        logits, cov = shared_logit_covariances(ctx, batch, self.label, self.posterior)
         eye = torch.eye(cov.shape[-1], device=cov.device)
         chol = torch.linalg.cholesky(cov + self.jitter * eye)
         z = torch.randn(
-            (self.n_samples, *cap.logits.shape),
+            (self.n_samples, *logits.shape),
             generator=ctx.generator("laplace", self.structure),
-            device=cap.logits.device,
+            device=logits.device,
         )
-        logits = cap.logits.unsqueeze(0) + torch.einsum("bcd,sbd->sbc", chol, z)
-        return torch.log_softmax(logits, dim=-1)
+        return torch.log_softmax(logits.unsqueeze(0) + torch.einsum("bcd,sbd->sbc", chol, z), dim=-1)
