@@ -188,6 +188,54 @@ def bench_predictives(runs, device, repeat, train_s_per_example, eval_bs=8):
     return results
 
 
+PRECISIONS = {
+    "fp32": ("smollm2_135m", []),
+    "bf16 naive (all weights bf16, sdpa)": ("smollm2_135m", ["model.dtype=bfloat16"]),
+    "bf16 body (smollm2_135m_bf16)": ("smollm2_135m_bf16", []),
+}
+
+
+def bench_precision(data_dir, device, steps, warmup, repeat, eval_bs=8):
+    """fp32 against bf16 bases of SmolLM2 in one process, interleaved on the same batches: AdamW step,
+    one MAP pass, a 10-sample predictive (MC dropout, batched), and the class probabilities' fidelity."""
+    runs = {
+        k: setup_run(m, "adamw", data_dir, device, steps + warmup, extra)
+        for k, (m, extra) in PRECISIONS.items()
+    }
+    _, ctx0, task0 = runs["fp32"]
+    stream = train_batches(task0.train, 4, 0, task0.pad_id, 8)
+    batches = [{k: v.to(device) for k, v in next(stream).items()} for _ in range(steps + warmup)]
+    times = {k: [] for k in runs}
+    for i, batch in enumerate(batches):
+        for k, (_, ctx, _) in runs.items():
+            ctx.model.train()
+            t0 = now(device)
+            ctx.method.train_step(ctx.model, batch)
+            if i >= warmup:
+                times[k].append(now(device) - t0)
+    data = task0.evals[list(task0.evals)[0]]
+    evals = [{k: v.to(device) for k, v in b.items()} for _, b in eval_batches(data, eval_bs, task0.pad_id, 8)]
+    out = {}
+    probs = {}
+    for k, (cfg, ctx, _) in runs.items():
+        preds = build_predictives(cfg, ["map", "mc_dropout"])
+        ctx.sample_chunk = 10
+        t_map = time_call(lambda p=preds["map"], c=ctx: p.predict(c, evals[0]), device, repeat)
+        t_mc = time_call(
+            lambda p=preds["mc_dropout"], c=ctx: p.predict(c, evals[0]), device, max(1, repeat // 2)
+        )
+        with torch.no_grad():
+            probs[k] = torch.cat([preds["map"].predict(ctx, b)[0].exp() for b in evals[:8]])
+        out[k] = {"train_step_s": statistics.median(times[k]), "map_pass_s": t_map, "mc10_s": t_mc}
+    for k, v in out.items():
+        ref = out["fp32"]
+        v.update({f"{m}_vs_fp32": v[m] / ref[m] for m in ("train_step_s", "map_pass_s", "mc10_s")})
+        v["max_abs_dp_vs_fp32"] = float((probs[k] - probs["fp32"]).abs().max())
+        v["argmax_agreement_vs_fp32"] = float((probs[k].argmax(1) == probs["fp32"].argmax(1)).float().mean())
+        v["n_rows_compared"] = len(probs[k])
+    return out
+
+
 def padding_waste(tokenizer, data_dir, max_length=320):
     out = {}
     prepare_tokenizer(tokenizer)
@@ -247,6 +295,22 @@ def to_markdown(report: dict) -> str:
                     f"| {k} | {v['samples']} | {v['ratio_vs_map']:.2f} | {v['ratio_vs_samples_x_map']:.3f} |"
                 )
         lines += ["", f"peak memory: {r['memory']}", ""]
+    if report.get("precision"):
+        lines += [
+            "## SmolLM2-135M: fp32 vs a bf16 base (one process, interleaved, WG-S batches)",
+            "",
+            "| base | train step s | × fp32 | MAP pass s | × fp32 | 10-sample MC drop s | × fp32 "
+            "| max abs Δp | argmax agree |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for k, v in report["precision"].items():
+            lines.append(
+                f"| {k} | {v['train_step_s']:.3f} | {v['train_step_s_vs_fp32']:.2f} | {v['map_pass_s']:.3f} | "
+                f"{v['map_pass_s_vs_fp32']:.2f} | {v['mc10_s']:.3f} | {v['mc10_s_vs_fp32']:.2f} | "
+                f"{v['max_abs_dp_vs_fp32']:.4f} | {v['argmax_agreement_vs_fp32']:.3f} "
+                f"(n={v['n_rows_compared']}) |"
+            )
+        lines.append("")
     if report.get("padding"):
         lines += [
             "## padding waste (tokens processed / real tokens, Llama-2 tokenizer)",
@@ -276,6 +340,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--copies", type=int, default=2, help="model instances per method (build orders alternate)"
+    )
+    ap.add_argument(
+        "--precision-only", action="store_true", help="only the fp32 vs bf16 comparison (needs --data-dir)"
     )
     ap.add_argument("--repeat", type=int, default=3, help="repeats of each evaluation timing")
     ap.add_argument("--threads", type=int, default=2)
@@ -307,7 +374,14 @@ def main() -> None:
     data_dir = args.data_dir
     if args.models is None:
         args.models = "tiny,smollm2_135m" + (",llama2_7b_random" if device.type == "cuda" else "")
-    for model_name in args.models.split(","):
+    if data_dir is not None:
+        print("== smollm2_135m: fp32 vs bf16", flush=True)
+        report["precision"] = bench_precision(
+            data_dir, device, args.steps, args.warmup, args.repeat, args.eval_batch
+        )
+        for k, v in report["precision"].items():
+            print(f"  {k:38s} { ({kk: round(vv, 4) for kk, vv in v.items()}) }", flush=True)
+    for model_name in [] if args.precision_only else args.models.split(","):
         if model_name != "tiny" and data_dir is None:
             print(f"skip {model_name}: no data folder")
             continue
