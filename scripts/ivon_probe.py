@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def probe_one(args: tuple) -> dict:
-    model_name, dataset, ess, h0, steps, drift_steps, seed, device, threads = args
+    model_name, dataset, ess, h0, steps, drift_steps, seed, device, threads, max_train = args
     import torch
 
     from bayeslora.config import compose_config
@@ -56,7 +56,7 @@ def probe_one(args: tuple) -> dict:
     dev = resolve_device(device)
     seed_everything(seed)
     model, tok = build_model(model_config(cfg), dev, seed)
-    task = build_task(cfg.dataset, tok, cfg.trainer.max_length, 1)
+    task = build_task(cfg.dataset, tok, cfg.trainer.max_length, 1, None, max_train)
     method = instantiate(cfg.method)
     method.setup(model, task.class_ids, steps, len(task.train), seed)
     batches = method.batches(
@@ -140,6 +140,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument(
+        "--max-train-examples",
+        type=int,
+        default=None,
+        help="train on the first N rows (trainer.max_train_examples)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads per grid point")
     ap.add_argument("--stable-tol", type=float, default=0.1, help="see `stable` above")
     ap.add_argument(
@@ -165,7 +171,19 @@ def main() -> None:
     else:
         grid = [(float(e), float(h)) for e in a.ess.split(",") for h in a.hess_init.split(",")]
         jobs = [
-            (a.model, a.dataset, e, h, a.steps, a.drift_steps, a.seed, a.device, a.threads) for e, h in grid
+            (
+                a.model,
+                a.dataset,
+                e,
+                h,
+                a.steps,
+                a.drift_steps,
+                a.seed,
+                a.device,
+                a.threads,
+                a.max_train_examples,
+            )
+            for e, h in grid
         ]
         if a.jobs > 1:
             with ProcessPoolExecutor(a.jobs, mp_context=get_context("spawn")) as pool:
