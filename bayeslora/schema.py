@@ -117,7 +117,11 @@ FIXED: dict[str, Check] = {
     "model.lora.dropout": number(lo=0, hi=1, hi_open=True),
     "model.lora.target_modules": NAMES,
     "dataset.name": TEXT,
-    "dataset.template": TEXT,
+    # a built-in template's name, or a template written in the YAML (bayeslora.data.templates)
+    "dataset.template": (
+        lambda v: (isinstance(v, str) and v != "") or isinstance(v, dict),
+        "a template name or a mapping (prompt, label, ...)",
+    ),
     "dataset.classes": NAMES,
     "dataset.train_split": TEXT,
     "dataset.eval_splits": NAMES,
@@ -343,7 +347,7 @@ def validate(cfg: DictConfig) -> None:
     from bayeslora.utils.device import resolve_device
     from bayeslora.utils.instantiate import instantiate
 
-    get_template(cfg.dataset.template)
+    get_template(cfg.dataset.template, cfg.dataset.name, list(cfg.dataset.classes))
     resolve_device(cfg.trainer.device)
     instantiate(cfg.method)  # the method's own range checks (IVON, BLoB, ensemble settings)
     for name in dict.fromkeys([*cfg.method.predictives, cfg.method.val_predictive]):

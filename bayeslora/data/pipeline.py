@@ -45,17 +45,30 @@ class TaskData:
 
 
 def load_examples(dataset_cfg, split: str, source=None) -> list[tuple[str, int]]:
-    """Rows of ``split`` rendered with the dataset's template; filtered rows are dropped."""
+    """Rows of ``split`` rendered with the dataset's template; filtered rows are dropped. A row the
+    template cannot render is one error naming the dataset, the split and the row (0-based index)."""
     source = source if source is not None else instantiate(dataset_cfg.source)
-    template = get_template(dataset_cfg.template)
+    name, classes = dataset_cfg.get("name", "?"), list(dataset_cfg.classes)
+    template = get_template(dataset_cfg.template, name, classes)
     rows = source.rows(split)
-    examples = [ex for ex in (template(r) for r in rows) if ex is not None]
+    examples = []
+    for i, row in enumerate(rows):
+        where = f"dataset {name!r}, split {split!r} ({source.describe(split)}), row {i}"
+        try:
+            ex = template(row)
+        except DataError as e:
+            raise DataError(f"{where}: {e}") from None
+        except KeyError as e:  # a built-in template reading a column the row lacks
+            raise DataError(
+                f"{where}: no column {e.args[0]!r} (the row has: {', '.join(map(str, row))})"
+            ) from None
+        if ex is None:
+            continue
+        if not 0 <= ex[1] < len(classes):
+            raise DataError(f"{where}: label {ex[1]} out of range for classes {classes}")
+        examples.append(ex)
     if not examples:
         raise DataError(f"split {split!r} of {source.describe(split)} has no usable examples")
-    n_classes = len(dataset_cfg.classes)
-    bad = [lab for _, lab in examples if not 0 <= lab < n_classes]
-    if bad:
-        raise DataError(f"label {bad[0]} out of range for classes {list(dataset_cfg.classes)}")
     return examples
 
 
@@ -127,7 +140,10 @@ def build_task(
     the first evaluation split of each ``ood`` dataset config as ``"<name>:<split>"`` (its classes
     must be the training dataset's)."""
     prepare_tokenizer(tokenizer)
-    class_ids = class_token_ids(tokenizer, list(dataset_cfg.classes))
+    try:
+        class_ids = class_token_ids(tokenizer, list(dataset_cfg.classes))
+    except TokenizerError as e:
+        raise TokenizerError(f"dataset {dataset_cfg.get('name', '?')!r}: {e}") from None
     source = instantiate(dataset_cfg.source)
     train_examples = load_examples(dataset_cfg, dataset_cfg.train_split, source)
     if max_train_examples is not None:
