@@ -120,24 +120,30 @@ def figure1_data(records: list[dict], split: str | None = None) -> pd.DataFrame:
     return df.sort_values(["_d", "model", "method", "base", "tau"]).drop(columns="_d").reset_index(drop=True)
 
 
-def read_history(path: Path) -> pd.DataFrame:
-    """``history.csv`` (step, key, value) -> one row per step with ``val/acc`` and ``time/train_s``."""
+def history_table(path: Path, keys: list[str]) -> pd.DataFrame:
+    """``history.csv`` (step, key, value) -> one row per step (``step`` + one column per key of ``keys``
+    the file has; the last value of a key at a step wins)."""
     try:
         h = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise FigureError(f"{path}: unreadable ({e})") from None
     if not {"step", "key", "value"} <= set(h.columns):
         raise FigureError(f"{path}: expected columns step,key,value, got {','.join(map(str, h.columns))}")
-    h = h[h.key.isin(["val/acc", "time/train_s"])]
+    h = h[h.key.isin(keys)]
     if h.empty:
-        return pd.DataFrame(columns=["step", "train_s", "val_acc"])
-    wide = h.pivot_table(index="step", columns="key", values="value", aggfunc="last")
+        return pd.DataFrame(columns=["step"])
+    wide = h.pivot_table(index="step", columns="key", values="value", aggfunc="last").reset_index()
+    wide["step"] = wide.step.astype(int)
+    return wide
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """``history.csv`` -> one row per step with ``val/acc`` and ``time/train_s``."""
+    wide = history_table(path, ["val/acc", "time/train_s"])
     if "val/acc" not in wide or "time/train_s" not in wide:
         return pd.DataFrame(columns=["step", "train_s", "val_acc"])
-    wide = wide.dropna(subset=["val/acc", "time/train_s"]).reset_index()
-    return pd.DataFrame(
-        {"step": wide.step.astype(int), "train_s": wide["time/train_s"], "val_acc": wide["val/acc"]}
-    )
+    wide = wide.dropna(subset=["val/acc", "time/train_s"])
+    return pd.DataFrame({"step": wide.step, "train_s": wide["time/train_s"], "val_acc": wide["val/acc"]})
 
 
 def figure2_data(records: list[dict]) -> pd.DataFrame:
@@ -270,6 +276,13 @@ def compute_figures(
         data.figures["figure2"] = f2
     else:
         data.skipped.append("figure2: no history.csv with val/acc and time/train_s in the run folders")
+    from bayeslora.curves import curves_data
+
+    curves = curves_data(records)
+    if len(curves):
+        data.figures["curves"] = curves
+    else:
+        data.skipped.append("curves: no history.csv with train/loss or val/nll in the run folders")
     rel = reliability_data(records, split, n_bins)
     data.figures.update(rel)
     if not rel:
@@ -385,6 +398,10 @@ def _plotter(name: str):
         return plot_figure2
     if name.startswith("reliability_"):
         return plot_reliability
+    if name == "curves":
+        from bayeslora.curves import plot_curves
+
+        return plot_curves
     raise FigureError(f"unknown figure {name!r}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 # Table rows (predictives) in the paper's order; the ones after "ivon" are this package's extras.
 PREDICTIVE_ORDER = [
+    "zero_shot",
     "map",
     "mc_dropout",
     "laplace_kfac",

@@ -47,7 +47,7 @@ def test_figures_from_real_tiny_runs(compose, tiny_overrides, capsys):
 
     data = F.make_figures("debug", res)
     out = res / "figures" / "debug"
-    names = ["figure1", "figure2", "reliability_synthetic_tiny"]
+    names = ["curves", "figure1", "figure2", "reliability_synthetic_tiny"]
     assert sorted(data.figures) == names and data.skipped == []
     for name in names:
         _nonempty(out / f"{name}.png", b"\x89PNG")
@@ -87,6 +87,20 @@ def test_figures_from_real_tiny_runs(compose, tiny_overrides, capsys):
             assert r.hours == pytest.approx(
                 np.mean([h[step]["time/train_s"] for h in hist]) / 3600, abs=1e-15
             )
+
+    # curves: training loss and validation NLL / ECE (x100) per step, mean over seeds 21 and 42
+    cur = data.figures["curves"]
+    assert set(cur.key) == {"train/loss", "val/nll", "val/ece"} and set(cur.n) == {2}
+    for method, dirs in run_dirs.items():
+        hist = [_history(d / "history.csv") for d in dirs]
+        for key, scale in (("train/loss", 1.0), ("val/nll", 1.0), ("val/ece", 100.0)):
+            sel = cur[(cur.method == method) & (cur.key == key)].sort_values("step")
+            steps = sorted(s for s in hist[0] if key in hist[0][s])
+            assert list(sel.step) == steps and steps
+            for step, r in zip(steps, sel.itertuples(index=False)):
+                vals = [h[step][key] for h in hist]
+                assert r.mean == pytest.approx(scale * np.mean(vals), abs=1e-12)
+                assert r.sem == pytest.approx(scale * np.std(vals, ddof=1) / np.sqrt(2), abs=1e-12)
 
     # reliability: seeds pooled; ECE from classification_metrics; bins reproduce it
     rel = data.figures["reliability_synthetic_tiny"]
