@@ -48,13 +48,15 @@ demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 
 	@echo "--- shifted split ---"
 	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --split shifted --no-write --extra-digits 1
 
-mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M, WG-S + ARC-E, 3 seeds; needs BAYESLORA_DATA_DIR; a GPU: trainer.device=cuda)
+mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M bf16 on ARC-E, AdamW + IVON x 3 seeds + zero-shot; needs BAYESLORA_DATA_DIR)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=mini $(ARGS)
-	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=mini dataset=winogrande_s method=blob,ensemble $(ARGS)
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train experiment=mini method=adamw method.name=zero_shot \
+		trainer.max_steps=0 'method.predictives=[zero_shot]' method.val_predictive=zero_shot seed=21 $(ARGS)
 	$(MAKE) mini-tables
 
-mini-tables: ## Rebuild the miniature's table, figures and paper report from its committed records
+mini-tables: ## Rebuild the miniature's table, figures, paper report and results/reports/mini.md from its committed records
 	$(PYTHON) -m bayeslora.aggregate mini --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper --extra-digits 1
+	$(PYTHON) scripts/mini_report.py --exp mini --results-dir $(RESULTS)
 
 reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|submitit_local|basic)
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=$(or $(LAUNCHER),slurm)

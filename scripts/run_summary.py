@@ -25,12 +25,11 @@ def train_seconds(run_dir: Path) -> tuple[float | None, float | None]:
     return (times[-1] if times else None), median_step_seconds(run_dir)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("exp")
-    ap.add_argument("--results-dir", type=Path, default=Path("results"))
-    a = ap.parse_args()
-    records = sorted((a.results_dir / "runs" / a.exp).rglob("metrics.json"))
+def summary_markdown(exp_dir: Path) -> str:
+    """The per-run table (and the SWAG spectra) of every record under ``exp_dir``, as Markdown."""
+    lines: list[str] = []
+    print = lines.append  # noqa: A001 (the table is built line by line)
+    records = sorted(Path(exp_dir).rglob("metrics.json"))
     print("| run | status | wall (min) | training (min) | s / step (median) | evaluation (min) |")
     print("|---|---|---|---|---|---|")
     spectra = []
@@ -49,8 +48,10 @@ def main() -> None:
         if swag and "deviation_singular_values_rel" in swag:
             spectra.append((run, swag))
     if spectra:
-        print("\nSWAG deviation matrix D (columns = snapshots at the listed steps): singular values relative")
-        print("to the largest, and the largest |cosine| between two columns (1 = collinear).\n")
+        print("")
+        print("SWAG deviation matrix D (columns = snapshots at the listed steps): singular values relative")
+        print("to the largest, and the largest |cosine| between two columns (1 = collinear).")
+        print("")
         print("| run | snapshots | D's columns at steps | singular values / largest | max |cos| |")
         print("|---|---|---|---|---|")
         for run, s in spectra:
@@ -59,6 +60,16 @@ def main() -> None:
                 f"| {run} | {s['n_snapshots']} ({s['first_snapshot_step']}–{s['last_snapshot_step']}) | "
                 f"{', '.join(map(str, s['deviation_steps']))} | {sv} | {s['deviation_max_abs_cosine']:.2f} |"
             )
+
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("exp")
+    ap.add_argument("--results-dir", type=Path, default=Path("results"))
+    a = ap.parse_args()
+    print(summary_markdown(a.results_dir / "runs" / a.exp), end="")
 
 
 if __name__ == "__main__":
