@@ -8,7 +8,9 @@
   z = difference / √(SEM_ours² + SEM_paper²). A cell **agrees within noise** when |z| ≤ ``Z_MAX``
   (2); where that combined SE is 0 or unknown (one seed, or no SEM printed) it agrees when the
   difference is at most half a unit of the paper's last printed digit. The Average is compared only
-  when the run covers exactly the paper's six datasets. Paper cells the run lacks are listed.
+  when the run covers exactly the paper's six datasets. Paper cells the run lacks are listed, and
+  so are the paper's cells that disagree with its other printed numbers beyond rounding (an Average
+  that is not the mean of its row, a change that is not IVON − AdamW).
 * **claims**: the paper's qualitative claims checked on the reproduced numbers alone, per dataset
   column and for the Average: holds / does not hold / cannot be checked (a row is missing).
   "Comparable" means not worse by more than ``Z_MAX`` combined SEMs (better counts as comparable).
@@ -47,15 +49,21 @@ PAPER_SOURCE = 'Cong et al. 2024, "Variational Low-Rank Adaptation Using IVON", 
 Z_MAX = 2.0
 COST_RATIO_MAX = 1.25
 PAPER_COLUMNS = ["predictive", "method", "label", "dataset", "metric", "mean", "sem", "source"]
+# Optional: the paper's parenthesised change of an IVON row against AdamW (IVON − AdamW, display units).
+PAPER_CHANGE = "change"
 
 
 def load_paper_table(path: Path | None = None) -> pd.DataFrame:
-    """The paper's Table 1 in long form, display units; empty ``mean`` = a cell not typed in."""
+    """The paper's Table 1 in long form, display units; empty ``mean`` = a cell not typed in, empty
+    ``sem`` = none printed (the Average), empty ``change`` = not an IVON row (NaN if the file has no
+    ``change`` column)."""
     df = pd.read_csv(path or PAPER_CSV, comment="#", dtype={"source": str})
     lacking = [c for c in PAPER_COLUMNS if c not in df]
     if lacking:
         raise AggregationError(f"{path or PAPER_CSV}: lacks columns {', '.join(lacking)}")
-    return df[PAPER_COLUMNS].astype({"mean": float, "sem": float})
+    if PAPER_CHANGE not in df:
+        df[PAPER_CHANGE] = np.nan
+    return df[[*PAPER_COLUMNS, PAPER_CHANGE]].astype({"mean": float, "sem": float, PAPER_CHANGE: float})
 
 
 def half_unit(metric: str) -> float:
@@ -77,6 +85,27 @@ def paper_average_mismatches(paper: pd.DataFrame) -> pd.DataFrame:
         if abs(derived - printed) > 2 * half_unit(metric) + 1e-9:
             out.append(dict(predictive=pred, metric=metric, derived=derived, printed=printed))
     return pd.DataFrame(out, columns=["predictive", "metric", "derived", "printed"])
+
+
+def paper_change_mismatches(paper: pd.DataFrame) -> pd.DataFrame:
+    """Cells whose printed change (IVON − AdamW) differs from the difference of the two printed means
+    by more than the rounding of the three printed numbers allows (three half units)."""
+    base = paper[paper.predictive == "map"].set_index(["dataset", "metric"])["mean"]
+    out = []
+    for r in paper.dropna(subset=[PAPER_CHANGE, "mean"]).itertuples(index=False):
+        adamw = base.get((r.dataset, r.metric), np.nan)
+        derived = r.mean - adamw
+        if np.isnan(derived) or abs(derived - r.change) > 3 * half_unit(r.metric) + 1e-9:
+            out.append(
+                dict(
+                    predictive=r.predictive,
+                    dataset=r.dataset,
+                    metric=r.metric,
+                    derived=derived,
+                    printed=r.change,
+                )
+            )
+    return pd.DataFrame(out, columns=["predictive", "dataset", "metric", "derived", "printed"])
 
 
 def ours_display(summary: pd.DataFrame) -> pd.DataFrame:
@@ -103,7 +132,7 @@ def compare(
     comparable_avg = run_datasets == set(DATASET_ORDER)
     ours = ours[ours.dataset.isin(DATASET_ORDER) | ((ours.dataset == AVERAGE) & comparable_avg)]
     cells = ours.merge(
-        paper.rename(columns={"mean": "paper", "sem": "paper_sem"}),
+        paper.rename(columns={"mean": "paper", "sem": "paper_sem", PAPER_CHANGE: "paper_change"}),
         on=["predictive", "dataset", "metric"],
         how="left",
     )
@@ -330,6 +359,7 @@ def report_markdown(
         )
         + ").",
         "",
+        *_paper_self_check(paper),
         f"A cell agrees within noise when |z| ≤ {z_max:g}, z = (ours − paper) / √(SEM_ours² + SEM_paper²), in the "
         "displayed units (ACC and ECE ×100 in %, NLL, Brier); where that SE is 0 or unknown, when "
         "|ours − paper| is at most half a unit of the paper's last printed digit.",
@@ -342,6 +372,14 @@ def report_markdown(
             "No comparable cells: the run has none of the paper's rows on the paper's datasets "
             f"({', '.join(DATASET_LABELS[d] for d in DATASET_ORDER)})."
         )
+        own = [c for c in dict.fromkeys(claims.column) if c != AVERAGE_LABEL] if len(claims) else []
+        if own:
+            out += [
+                "",
+                f"The run's columns ({', '.join(own)}) are not the paper's tasks, so its numbers are not "
+                "comparable with the paper's cells (listed below as lacking); the paper's claims are "
+                "still checked on the run's own numbers.",
+            ]
     else:
         multi = cells.model.nunique() > 1
         out += [
@@ -409,6 +447,28 @@ def report_markdown(
             + ".",
         ]
     return "\n".join(out) + "\n"
+
+
+def _paper_self_check(paper: pd.DataFrame) -> list[str]:
+    """Report lines naming the paper's cells that disagree with the paper's other printed numbers."""
+    lines = []
+    for r in paper_average_mismatches(paper).itertuples(index=False):
+        dec = metric_info(r.metric)[2]
+        lines.append(
+            f"- {PAPER_ROWS[r.predictive][1]}, {metric_info(r.metric)[0]}: the Average is printed as "
+            f"{r.printed:.{dec}f}, but the row's six printed means average to {r.derived:.{dec + 1}f}."
+        )
+    for r in paper_change_mismatches(paper).itertuples(index=False):
+        dec = metric_info(r.metric)[2]
+        col = AVERAGE_LABEL if r.dataset == AVERAGE else DATASET_LABELS.get(r.dataset, r.dataset)
+        lines.append(
+            f"- {PAPER_ROWS[r.predictive][1]}, {col}, {metric_info(r.metric)[0]}: the change vs AdamW is "
+            f"printed as {r.printed:+.{dec}f}, but the printed means differ by {r.derived:+.{dec}f}."
+        )
+    if not lines:
+        return []
+    head = "The paper's own numbers disagree in these cells beyond rounding (kept as printed):"
+    return [head, "", *lines, ""]
 
 
 def report_figure(cells: pd.DataFrame):

@@ -227,6 +227,22 @@ def test_hash_clash_is_an_error_never_averaged(results, capsys):
     assert not list(results.glob(".bayeslora-staging-*"))
 
 
+def test_hash_clash_in_a_middle_seed_is_caught(tmp_path):
+    """Three seeds where only the middle one (first and last in every order) has another hash: every
+    seed is compared, not only the first and the last."""
+    res = tmp_path / "results"
+    for seed in SEEDS:
+        chash = "other" if seed == 42 else None
+        write_record(res, "arc_c", "adamw", seed, {"map": m(0.7, 0.1, 0.6, 0.3)}, chash=chash)
+    recs = R.load_records(res / "runs" / "t1")
+    assert [r["seed"] for r in recs] == SEEDS
+    for order in (recs, recs[::-1]):
+        with pytest.raises(AggregationError, match="disagree on the config hash"):
+            R.group_records(order)
+    assert main(["t1", "--results-dir", str(res)]) != 0
+    assert not (res / "tables").exists()
+
+
 # ---------------------------------------------------------------------- outputs parse back
 
 

@@ -203,3 +203,19 @@ def test_log_mean_probs_averages_in_probability_space():
     expected = np.log(np.exp(lp.numpy()).mean(0))
     np.testing.assert_allclose(log_mean_probs(lp), expected, rtol=1e-10, atol=1e-12)
     assert log_mean_probs(lp[0]).shape == (7, 3)
+
+
+def test_log_mean_probs_of_two_opposite_samples_is_log_one_half():
+    """Two samples, one sure of class 0 and one of class 1: the averaged prediction is (0.5, 0.5),
+    so log 0.5 for both classes; the mean of the log-probabilities would be about log(1e-6) / 2."""
+    from bayeslora.metrics import log_mean_probs
+
+    eps = 1e-12
+    p = np.array([[[1 - eps, eps]], [[eps, 1 - eps]]])  # [S=2, N=1, C=2]
+    out = log_mean_probs(np.log(p))
+    np.testing.assert_allclose(out, np.log([[0.5, 0.5]]), rtol=1e-9)
+    assert out.dtype == np.float64
+    # three samples (0.9, 0.1), (0.6, 0.4), (0.3, 0.7): mean (0.6, 0.4)
+    p = np.array([[[0.9, 0.1]], [[0.6, 0.4]], [[0.3, 0.7]]])
+    np.testing.assert_allclose(log_mean_probs(torch.log(torch.tensor(p))), np.log([[0.6, 0.4]]), rtol=1e-12)
+    assert not np.allclose(log_mean_probs(np.log(p)), np.log(p).mean(0))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bayeslora import paper as P
 from bayeslora.aggregate import main
@@ -77,18 +78,70 @@ def records_equal_to(paper: pd.DataFrame, res: Path, perturb: dict | None = None
                 write_record(res, d, method, seed, metrics, table_rows=preds)
 
 
-def test_shipped_table_has_every_cell_and_says_where_numbers_come_from():
+def test_shipped_table_has_every_cell_and_cites_the_paper():
     paper = P.load_paper_table()
-    assert len(paper) == 8 * 7 * 4
+    assert len(paper) == 8 * 7 * 4 == 224
     assert set(paper.dataset) == {*DATASET_ORDER, "average"}
     assert set(paper.predictive) == set(PAPER_ROWS) and set(paper.metric) == set(METRIC_KEYS)
-    text = P.PAPER_CSV.read_text()
-    assert "2411.04421" in text
-    # a cell is either typed in (and then cites the paper) or explicitly marked as not found
-    filled = paper["mean"].notna()
-    assert (paper.source[filled].str.contains("2411.04421")).all()
-    assert (paper.source[~filled] == "not found").all()
-    assert P.paper_average_mismatches(paper).empty
+    assert not paper.duplicated(["predictive", "dataset", "metric"]).any()
+    assert "arXiv:2411.04421v1 Table 1" in P.PAPER_CSV.read_text()
+    # every cell typed in, citing the paper; a SEM everywhere but in the Average column
+    assert paper["mean"].notna().all()
+    assert (paper.source == "arXiv:2411.04421v1 Table 1").all()
+    per_dataset = paper.dataset != "average"
+    assert paper["sem"][per_dataset].notna().all() and paper["sem"][~per_dataset].isna().all()
+    # the parenthesised change is printed for the IVON rows only, in every column
+    ivon = paper.predictive.isin(["ivon_mean", "ivon"])
+    assert paper["change"][ivon].notna().all() and paper["change"][~ivon].isna().all()
+    # a few cells read by hand (the extracted text runs mean and SEM together)
+    cell = paper.set_index(["predictive", "dataset", "metric"])
+    assert tuple(cell.loc[("map", "winogrande_s", "acc"), ["mean", "sem"]]) == (66.5, 0.4)
+    assert tuple(cell.loc[("laplace_kfac", "winogrande_s", "ece"), ["mean", "sem"]]) == (5.2, 2.0)
+    assert tuple(cell.loc[("ivon_mean", "boolq", "ece"), ["mean", "sem", "change"]]) == (5.6, 0.1, -2.0)
+    assert tuple(cell.loc[("ivon", "winogrande_m", "nll"), ["mean", "sem", "change"]]) == (2.16, 0.01, 0.13)
+    # the abstract's headline numbers are IVON@mean's Average changes
+    assert cell.loc[("ivon_mean", "average", "acc"), "change"] == 2.8
+    assert cell.loc[("ivon_mean", "average", "ece"), "change"] == -4.6
+
+
+def test_shipped_averages_are_the_mean_of_their_rows():
+    """Within the rounding of the printed numbers: half a unit of the Average + at most half a unit
+    of rounding in the mean of six rounded means. One cell of the paper fails this (IVON@mean's
+    Brier: printed 0.40, its six cells average to 0.38; the paper's change, -0.05, matches the
+    printed 0.40, so it is not a typing slip here) and is named, so a new mismatch still fails."""
+    paper = P.load_paper_table()
+    bad = set()
+    for (pred, metric), g in paper.groupby(["predictive", "metric"]):
+        derived = g[g.dataset != "average"]["mean"].mean()
+        printed = g[g.dataset == "average"]["mean"].iloc[0]
+        if abs(derived - printed) > 2 * P.half_unit(metric) + 1e-9:
+            bad.add((pred, metric, round(derived, 4), printed))
+    assert bad == {("ivon_mean", "brier", 0.38, 0.40)}
+    found = P.paper_average_mismatches(paper)
+    assert list(zip(found.predictive, found.metric)) == [("ivon_mean", "brier")]
+
+
+def test_shipped_changes_are_ivon_minus_adamw():
+    """Within rounding: the change and the two means are each printed rounded (three half units)."""
+    paper = P.load_paper_table()
+    adamw = paper[paper.predictive == "map"].set_index(["dataset", "metric"])["mean"]
+    ivon = paper[paper["change"].notna()]
+    assert len(ivon) == 2 * 7 * 4
+    for r in ivon.itertuples(index=False):
+        derived = r.mean - adamw[(r.dataset, r.metric)]
+        assert abs(derived - r.change) <= 3 * P.half_unit(r.metric) + 1e-9, r
+    assert P.paper_change_mismatches(paper).empty
+    typo = paper.copy()
+    i = typo.index[(typo.predictive == "ivon") & (typo.dataset == "obqa") & (typo.metric == "nll")][0]
+    typo.loc[i, "change"] = -1.10  # printed -1.00 (0.54 - 1.54)
+    bad = P.paper_change_mismatches(typo)
+    assert list(zip(bad.predictive, bad.dataset, bad.metric)) == [("ivon", "obqa", "nll")]
+
+
+def test_report_names_the_papers_inconsistent_cell(tmp_path):
+    md = P.report_markdown("t", *(pd.DataFrame(),) * 3, P.load_paper_table())
+    assert "224 of 224 cells typed in" in md and "not in this package yet" not in md
+    assert "IVON@mean, Brier ↓: the Average is printed as 0.40" in md and "average to 0.380" in md
 
 
 def test_paper_averages_check_catches_a_typo():
@@ -221,3 +274,82 @@ def test_dataset_label_travels_in_the_record(tmp_path):
     path.write_text(json.dumps(rec))
     md = markdown_table(summarize(load_records(res / "runs" / "t1")))
     assert "| ACC ↑ | My Task |" in md
+
+
+# --------------------------------------------------- the comparison's arithmetic, one test per slip
+
+
+def test_z_divides_by_the_root_sum_of_squares_of_both_sems(tmp_path):
+    """Both SEMs are 0.6 (ACC): the combined SE is √(0.6² + 0.6²) = 0.849, not 0.6 + 0.6 = 1.2, so a
+    difference of 2.0 is z = 2.36, beyond noise (with the sum it would be 1.67, within)."""
+    paper = fixture_paper()
+    res = tmp_path / "results"
+    records_equal_to(paper, res, {("ivon", "obqa", "acc"): 2.0})
+    recs = load_records(res / "runs" / "t1")
+    cells, _ = P.compare(summarize(recs, expected_seeds=SEEDS), paper)
+    c = cells[(cells.predictive == "ivon") & (cells.dataset == "obqa") & (cells.metric == "acc")].iloc[0]
+    assert c.ours_sem == pytest.approx(0.6) and c.paper_sem == pytest.approx(0.6)
+    assert c["diff"] == pytest.approx(2.0)
+    assert c.z == pytest.approx(2.0 / math.sqrt(0.6**2 + 0.6**2))
+    assert c.basis == "z" and not bool(c.within_noise)
+
+
+def test_equal_by_rounding_means_within_half_a_printed_unit(tmp_path):
+    """One seed (no SEM of ours): a cell agrees only when |ours − paper| ≤ half a unit of the paper's
+    last printed digit: 0.05 for ACC and ECE, 0.005 for NLL and Brier (against the shipped table)."""
+    paper = P.load_paper_table()
+    ref = paper.set_index(["predictive", "dataset", "metric"])["mean"]
+    res = tmp_path / "results"
+    off = {  # dataset -> (display-unit offset of ACC, of NLL)
+        "winogrande_s": (0.07, 0.007),  # beyond half a unit, within a whole one: disagrees
+        "arc_c": (0.04, 0.004),  # within half a unit: agrees
+        "arc_e": (-0.07, -0.007),
+    }
+    for d, (acc_off, nll_off) in off.items():
+        m = {k: ref[("map", d, k)] / metric_info(k)[1] for k in METRIC_KEYS}
+        m["acc"] = (ref[("map", d, "acc")] + acc_off) / 100
+        m["nll"] = ref[("map", d, "nll")] + nll_off
+        write_record(res, d, "adamw", 21, {"map": m}, table_rows=["map"])
+    recs = load_records(res / "runs" / "t1")
+    cells, _ = P.compare(summarize(recs), paper)
+    cells = cells.set_index(["dataset", "metric"])
+    assert (cells.basis == "rounding").all()
+    verdict = {k: bool(v) for k, v in cells.within_noise.items()}
+    for d in off:
+        assert verdict[(d, "ece")] and verdict[(d, "brier")]  # equal to the paper's
+    assert verdict[("arc_c", "acc")] and verdict[("arc_c", "nll")]
+    for d in ("winogrande_s", "arc_e"):
+        assert not verdict[(d, "acc")] and not verdict[(d, "nll")], d
+
+
+def test_lower_is_better_claims_go_by_the_sign_not_the_size(tmp_path):
+    """IVON's ECE on WG-S far below (better than) LA (KFAC)'s and SWAG's is still "comparable" and
+    below AdamW's; far above, it is neither."""
+    paper = fixture_paper()
+    for shift, ok in ((-15.0, True), (+15.0, False)):
+        res = tmp_path / f"results{shift:+g}"
+        records_equal_to(paper, res, {("ivon", "winogrande_s", "ece"): shift})
+        recs = load_records(res / "runs" / "t1")
+        claims = P.check_claims(summarize(recs, expected_seeds=SEEDS), recs)
+        wgs = claims[(claims.column == "WG-S") & claims.claim.str.startswith("ece_ivon")]
+        assert set(wgs.claim) == {
+            "ece_ivon_below_adamw",
+            "ece_ivon_below_mc_dropout",
+            "ece_ivon_comparable_laplace_kfac",
+            "ece_ivon_comparable_swag",
+        }
+        assert set(wgs.verdict) == {"holds" if ok else "does not hold"}, (shift, wgs)
+
+
+def test_comparable_claims_use_the_root_sum_of_squares_of_both_sems(tmp_path):
+    """Both ECE SEMs are 0.5: "comparable" allows 2 × √(0.5² + 0.5²) = 1.41, not 2 × (0.5 + 0.5) = 2,
+    so IVON's ECE 1.7 above SWAG's (1.9 above LA (KFAC)'s) on ARC-E is not comparable."""
+    paper = fixture_paper()
+    res = tmp_path / "results"
+    records_equal_to(paper, res, {("ivon", "arc_e", "ece"): 2.0})
+    recs = load_records(res / "runs" / "t1")
+    claims = P.check_claims(summarize(recs, expected_seeds=SEEDS), recs).set_index(["claim", "column"])
+    for other in ("swag", "laplace_kfac"):
+        row = claims.loc[(f"ece_ivon_comparable_{other}", "ARC-E")]
+        assert row.verdict == "does not hold" and "combined SEM 0.71" in row.evidence, row
+    assert claims.loc[("ece_ivon_below_adamw", "ARC-E")].verdict == "holds"

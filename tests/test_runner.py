@@ -97,6 +97,39 @@ def test_tiny_model_learns_the_synthetic_task(compose, tiny_overrides):
     assert rec["metrics"]["map"]["nll"] < np.log(4) - 0.2
 
 
+def test_predict_split_averages_samples_in_probability_space():
+    """A fake predictive returns two known per-sample log-probs per example (each example is found
+    by its token id, as the batches are bucketed by length); ``predict_split`` must return
+    log of the mean probability, in dataset order, for every batch."""
+    import torch
+
+    from bayeslora.data.pipeline import EncodedSplit, TaskData
+    from bayeslora.predictives import Predictive
+    from bayeslora.runner import predict_split
+
+    n = 5
+    # example i: sample 0 puts q_i on class 0, sample 1 puts 1 - q_i; the mean is (0.5, 0.5) for all,
+    # except the last example, whose samples agree
+    q = np.array([1 - 1e-9, 0.9, 0.8, 0.3, 0.7])
+    per_sample = np.stack([np.stack([q, 1 - q], -1), np.stack([1 - q, q], -1)])  # [2, N, 2]
+    per_sample[1, 4] = per_sample[0, 4]
+    expected = np.log(per_sample.mean(0))
+
+    class Fake(Predictive):
+        def predict(self, ctx, batch):
+            idx = batch["input_ids"].max(dim=1).values - 1  # token id i + 1 marks example i
+            return torch.log(torch.as_tensor(per_sample[:, idx.numpy()]))
+
+    ids = [[i + 1] * (n - i) for i in range(n)]  # lengths 5..1: bucketing reverses the order
+    split = EncodedSplit("validation", ids, np.zeros(n, dtype=np.int64), [""] * n)
+    task = TaskData(train=split, evals={"validation": split}, classes=["A", "B"], class_ids=[7, 8], pad_id=0)
+    out = predict_split(Fake("fake", n_samples=2), None, task, "validation", 2, 1, torch.device("cpu"))
+    assert out.shape == (n, 2) and out.dtype == np.float64
+    np.testing.assert_allclose(out, expected, rtol=1e-9)
+    np.testing.assert_allclose(out[:4], np.log(0.5), rtol=1e-9)
+    assert not np.allclose(out, np.log(per_sample).mean(0))  # not the mean of the log-probs
+
+
 def test_same_seed_same_result_and_seed_changes_it(compose, tiny_overrides, tmp_path):
     a = run(compose(tiny_overrides + ["exp_name=a"]))
     b = run(compose(tiny_overrides + ["exp_name=b"]))
