@@ -2,6 +2,7 @@
 
     python scripts/bench.py                       # tiny + smollm2_135m on CPU (make bench)
     python scripts/bench.py --models tiny --steps 20
+    python scripts/bench.py --precision-only      # SmolLM2 fp32 vs bf16 bases -> results/bench/precision.md
 
 Measures, per model:
 - training step time of each method relative to AdamW (IVON, BLoB, AdamW + SWAG collection at
@@ -10,6 +11,9 @@ Measures, per model:
 - evaluation time of each predictive relative to one ``map`` pass on the same batch (MC dropout,
   SWA, SWAG, IVON, the τ grid, Laplace incl. its Jacobians), batched and one-pass-per-sample;
   Laplace's curvature fit relative to training on the same examples (one "epoch" of them);
+- SmolLM2-135M with a fp32, a naively cast bf16, and the ``smollm2_135m_bf16`` base: training step,
+  one MAP pass and a 10-sample predictive relative to fp32, and the class probabilities' max |Δp| and
+  argmax agreement against fp32 (``--precision-only``: just this, into ``precision.{json,md}``);
 - padding waste (tokens processed / real tokens) for training and evaluation batches, per dataset,
   with this project's dynamic padding and with padding to the maximum length as peers do;
 - peak memory (CPU RSS, CUDA max allocated).
@@ -407,7 +411,9 @@ def main() -> None:
             "memory": peak_memory_mb(device),
         }
         del runs
-    if not (data_dir and args.tokenizer):
+    if args.precision_only:
+        pass
+    elif not (data_dir and args.tokenizer):
         print(
             "skip padding waste: needs --data-dir and --tokenizer (BAYESLORA_DATA_DIR, BAYESLORA_MODELS_DIR)"
         )
@@ -418,9 +424,10 @@ def main() -> None:
         report["padding"] = padding_waste(AutoTokenizer.from_pretrained(args.tokenizer), data_dir)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    stem = "precision" if args.precision_only else "bench"  # the fp32/bf16 comparison alone: its own files
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     md = to_markdown(report)
-    (out / "bench.md").write_text(md)
+    (out / f"{stem}.md").write_text(md)
     print(md)
 
 
