@@ -70,6 +70,34 @@ def fit_rows(records: list[dict]) -> list[str]:
     return out
 
 
+METRICS = (
+    ("acc", "ACC % ↑", 100.0, 1),
+    ("ece", "ECE ×100 ↓", 100.0, 1),
+    ("nll", "NLL ↓", 1.0, 2),
+    ("brier", "Brier ↓", 1.0, 2),
+)
+
+
+def compact_table(table_csv: Path) -> str:
+    """One line per row, the four metrics as columns (mean ± SEM, n), from ``results/tables/<exp>.csv``."""
+    import pandas as pd
+
+    df = pd.read_csv(table_csv)
+    df = df[df.split == df.split.iloc[0]]
+    lines = [
+        "| row | n | " + " | ".join(h for _, h, _, _ in METRICS) + " |",
+        "|---" * (2 + len(METRICS)) + "|",
+    ]
+    for label, g in df.groupby("label", sort=False):
+        cells = []
+        for metric, _, scale, digits in METRICS:
+            r = g[g.metric == metric].iloc[0]
+            sem = "" if pd.isna(r["sem"]) else f" ± {scale * r['sem']:.{digits}f}"
+            cells.append(f"{scale * r['mean']:.{digits}f}{sem}")
+        lines.append(f"| {label} | {int(g['n'].iloc[0])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def build(exp: str, results: Path) -> str:
     records = [r for r in load_records(results / "runs" / exp) if r["status"] == "success"]
     if not records:
@@ -106,9 +134,12 @@ def build(exp: str, results: Path) -> str:
         "",
         f"![training curves]({fig / 'curves.png'})",
         "",
-        "## The table (mean ± SEM over seeds)",
+        "## The table (mean ± SEM over seeds; n = seeds)",
         "",
-        tables.read_text(encoding="utf-8").strip("\n"),
+        compact_table(tables.with_suffix(".csv")).strip("\n"),
+        "",
+        f"Per metric in the paper's layout: [`results/tables/{exp}.md`](../tables/{exp}.md) "
+        f"(also `.csv`, `.tex`).",
         "",
         "## Beside the paper",
         "",
@@ -143,7 +174,9 @@ def main() -> None:
     out = a.results_dir / "reports" / f"{a.exp}.md"
     text = build(a.exp, a.results_dir)
     out.write_text(text, encoding="utf-8")
-    print(f"wrote {out}")
+    summary = out.with_name(f"{a.exp}_summary.md")  # the README pastes this one
+    summary.write_text(compact_table(a.results_dir / "tables" / f"{a.exp}.csv"), encoding="utf-8")
+    print(f"wrote {out} and {summary}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Paste results/tables/<exp>.md into README.md between its markers (<!-- <exp>-table:start/end -->).
 
-python scripts/update_readme_table.py [--exp demo|mini]
+python scripts/update_readme_table.py [--exp demo|mini] [--source results/reports/mini_summary.md]
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exp", default="demo")
+    ap.add_argument("--source", type=Path, default=None, help="default: results/tables/<exp>.md")
     args = ap.parse_args()
-    table = (ROOT / "results" / "tables" / f"{args.exp}.md").read_text(encoding="utf-8").strip()
+    source = args.source or ROOT / "results" / "tables" / f"{args.exp}.md"
+    table = source.read_text(encoding="utf-8").strip()
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
     tag = re.escape(args.exp)
@@ -24,7 +26,7 @@ def main() -> None:
     if not pattern.search(text):
         raise SystemExit(f"README.md has no {args.exp}-table markers")
     readme.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text), encoding="utf-8")
-    print(f"README.md: inserted results/tables/{args.exp}.md")
+    print(f"README.md: inserted {source}")
 
 
 if __name__ == "__main__":
