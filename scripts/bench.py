@@ -207,6 +207,14 @@ def bench_precision(data_dir, device, steps, warmup, repeat, eval_bs=8):
         for k, (m, extra) in PRECISIONS.items()
     }
     _, ctx0, task0 = runs["fp32"]
+    data = task0.evals[list(task0.evals)[0]]
+    evals = [{k: v.to(device) for k, v in b.items()} for _, b in eval_batches(data, eval_bs, task0.pad_id, 8)]
+    # fidelity at the untrained adapter (B = 0): the base's precision alone, before training trajectories part
+    probs = {}
+    for k, (cfg, ctx, _) in runs.items():
+        map_pred = build_predictives(cfg, ["map"])["map"]
+        with torch.no_grad():
+            probs[k] = torch.cat([map_pred.predict(ctx, b)[0].exp() for b in evals[:8]])
     stream = train_batches(task0.train, 4, 0, task0.pad_id, 8)
     batches = [{k: v.to(device) for k, v in next(stream).items()} for _ in range(steps + warmup)]
     times = {k: [] for k in runs}
@@ -217,10 +225,7 @@ def bench_precision(data_dir, device, steps, warmup, repeat, eval_bs=8):
             ctx.method.train_step(ctx.model, batch)
             if i >= warmup:
                 times[k].append(now(device) - t0)
-    data = task0.evals[list(task0.evals)[0]]
-    evals = [{k: v.to(device) for k, v in b.items()} for _, b in eval_batches(data, eval_bs, task0.pad_id, 8)]
     out = {}
-    probs = {}
     for k, (cfg, ctx, _) in runs.items():
         preds = build_predictives(cfg, ["map", "mc_dropout"])
         ctx.sample_chunk = 10
@@ -228,8 +233,6 @@ def bench_precision(data_dir, device, steps, warmup, repeat, eval_bs=8):
         t_mc = time_call(
             lambda p=preds["mc_dropout"], c=ctx: p.predict(c, evals[0]), device, max(1, repeat // 2)
         )
-        with torch.no_grad():
-            probs[k] = torch.cat([preds["map"].predict(ctx, b)[0].exp() for b in evals[:8]])
         out[k] = {"train_step_s": statistics.median(times[k]), "map_pass_s": t_map, "mc10_s": t_mc}
     for k, v in out.items():
         ref = out["fp32"]
@@ -301,7 +304,7 @@ def to_markdown(report: dict) -> str:
         lines += ["", f"peak memory: {r['memory']}", ""]
     if report.get("precision"):
         lines += [
-            "## SmolLM2-135M: fp32 vs a bf16 base (one process, interleaved, WG-S batches)",
+            "## SmolLM2-135M: fp32 vs a bf16 base (one process, interleaved, WG-S batches; Δp at the untrained adapter)",
             "",
             "| base | train step s | × fp32 | MAP pass s | × fp32 | 10-sample MC drop s | × fp32 "
             "| max abs Δp | argmax agree |",
