@@ -11,7 +11,7 @@ with the periodic validation (accuracy, ECE, NLL) showing whether it over-fits, 
 zero-shot model (``trainer.max_steps=0``). Every run goes through the project's runner
 (``bayeslora.runner.run``), so its settings are exactly a run's.
 
-    BAYESLORA_DATA_DIR=../shared/data python scripts/overfit_probe.py \\
+    BAYESLORA_DATA_DIR=/path/to/data python scripts/overfit_probe.py \\
         --dataset arc_e --runs 160:1e-3:400 160:2e-3:400 320:1e-3:700 --eval-every 50 --eval-n 200
 
 Writes ``results/probes/overfit_<model>_<dataset>.{json,md}`` (one row per candidate, the full
