@@ -42,9 +42,9 @@ def fit_rows(records: list[dict]) -> list[str]:
         "| run | steps | epochs | last-tenth training loss | ≤ 0.25 ln C | val acc % | val NLL | val ECE ×100 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(records, key=lambda r: (r["method"], r["seed"])):
-        if r["steps"] == 0:
-            continue
+    for r in sorted(records, key=lambda r: (r["method"], str(r["seed"]))):
+        if not r.get("steps") or not (run_dir_of(r) / "history.csv").is_file():
+            continue  # zero-shot rows below; a post-hoc ensemble has no training of its own
         row = r["table_rows"][0]
         with np.load(run_dir_of(r) / "preds.npz") as preds:
             n_classes = preds[f"{r['eval_split']}/{row}"].shape[1]
@@ -60,7 +60,7 @@ def fit_rows(records: list[dict]) -> list[str]:
             f"{m['nll']:.3f} | {100 * m['ece']:.1f} |"
         )
     for r in records:
-        if r["steps"] == 0:
+        if r.get("steps") == 0 and (run_dir_of(r) / "history.csv").is_file():
             row = r["table_rows"][0]
             m = r["metrics"][row]
             out.append(
