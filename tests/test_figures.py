@@ -15,6 +15,7 @@ from bayeslora import figures as F
 from bayeslora.aggregate import main as table_main
 from bayeslora.metrics import classification_metrics, expected_calibration_error
 
+from .conftest import REPO
 from .test_aggregate import m, write_record
 
 TAUS = [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -186,3 +187,39 @@ def test_figures_cli_bad_input_is_one_line(tmp_path, capsys):
     write_record(res, "arc_c", "adamw", 42, {"map": m(0.5, 0.1, 0.7, 0.4)}, exp="bare", chash="other")
     assert F.main(["bare", "--results-dir", str(res)]) == 1
     assert "disagree on the config hash" in capsys.readouterr().err
+
+
+def test_mini_report_from_real_tiny_runs(compose, tiny_overrides):
+    """scripts/mini_report.py: the over-fitting check is the records' own history (last tenth of the
+    steps), and the compact table holds the aggregator's means."""
+    import importlib.util
+    import math
+
+    from bayeslora.runner import run
+
+    for method in ("adamw", "ivon"):
+        assert (
+            run(compose(tiny_overrides + [f"method={method}", "trainer.eval_every=2"]))["status"] == "success"
+        )
+    cfg = compose(tiny_overrides)
+    res = Path(cfg.paths.results_dir)
+    assert table_main(["debug", "--results-dir", str(res), "--vs-paper"]) == 0
+    spec = importlib.util.spec_from_file_location("mini_report", REPO / "scripts" / "mini_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = mod.build("debug", res)
+    for method in ("adamw", "ivon"):
+        d = Path(compose(tiny_overrides + [f"method={method}"]).run_dir)
+        rec = json.loads((d / "metrics.json").read_text())
+        hist = _history(d / "history.csv")
+        tail = [v["train/loss"] for s, v in hist.items() if "train/loss" in v and s > 0.9 * rec["steps"]]
+        row = rec["table_rows"][0]
+        m = rec["metrics"][row]
+        expected = f"| {method} seed {rec['seed']} ({rec['labels'][row]}) | {rec['steps']} | "
+        line = next(x for x in text.splitlines() if x.startswith(expected))
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert float(cells[3]) == pytest.approx(np.mean(tail), abs=5e-4)
+        assert cells[4].startswith("yes" if np.mean(tail) <= 0.25 * math.log(4) else "**no**")
+        assert float(cells[5]) == pytest.approx(100 * m["acc"], abs=0.05)
+        assert f"| {rec['labels'][row]} | 1 | {100 * m['acc']:.1f} | {100 * m['ece']:.1f} |" in text
+    assert "## The paper's claims" not in text and "| claim | column | verdict | evidence |" in text
