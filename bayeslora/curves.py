@@ -16,9 +16,9 @@ from bayeslora.figures import (
     _panel_title,
     _panels,
     _sem,
-    history_table,
+    seed_histories,
 )
-from bayeslora.runs import group_records, run_dir_of
+from bayeslora.runs import group_records
 
 KEYS = {"train/loss": "training loss", "val/nll": "validation NLL", "val/ece": "validation ECE ×100"}
 SCALE = {"val/ece": 100.0}
@@ -29,14 +29,9 @@ def curves_data(records: list[dict]) -> pd.DataFrame:
     cols = ["dataset", "model", "method", "label", "key", "step", "n", "mean", "sem"]
     rows = []
     for (dataset, model, method), recs in group_records(records).items():
-        per_seed = []
-        for r in recs:
-            path = run_dir_of(r) / "history.csv"
-            if path.is_file():
-                per_seed.append(history_table(path, list(KEYS)).assign(seed=r["seed"]))
-        if not per_seed:
+        h = seed_histories(recs, list(KEYS))
+        if h is None:
             continue
-        h = pd.concat(per_seed, ignore_index=True)
         for key in KEYS:
             if key not in h:
                 continue

@@ -137,6 +137,17 @@ def history_table(path: Path, keys: list[str]) -> pd.DataFrame:
     return wide
 
 
+def seed_histories(records: list[dict], keys: list[str]) -> pd.DataFrame | None:
+    """:func:`history_table` of every record's run folder that has a ``history.csv``, with a ``seed``
+    column, concatenated; None when no record has one."""
+    per_seed = [
+        history_table(run_dir_of(r) / "history.csv", keys).assign(seed=r["seed"])
+        for r in records
+        if (run_dir_of(r) / "history.csv").is_file()
+    ]
+    return pd.concat(per_seed, ignore_index=True) if per_seed else None
+
+
 def read_history(path: Path) -> pd.DataFrame:
     """``history.csv`` -> one row per step with ``val/acc`` and ``time/train_s``."""
     wide = history_table(path, ["val/acc", "time/train_s"])

@@ -30,14 +30,8 @@ TINY_DATA = ["dataset.source.n_train=64", "dataset.source.n_validation=32", "dat
 
 
 @pytest.fixture
-def tiny(tmp_path):
-    return [
-        "model=tiny",
-        "dataset=synthetic",
-        "debug=fast",
-        f"paths.root={tmp_path}",
-        "trainer.num_threads=1",
-    ]
+def tiny(tiny_base):
+    return tiny_base
 
 
 def evaluation(compose, overrides):
