@@ -44,9 +44,9 @@ smoke: ## One-minute CPU smoke run: 4 steps of AdamW on the tiny model, every Ad
 
 demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 seeds, table + figures
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=demo
-	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --posthoc-ensemble --figures --extra-digits 1
+	$(PYTHON) -m bayeslora.results.aggregate demo --results-dir $(RESULTS) --posthoc-ensemble --figures --extra-digits 1
 	@echo "--- shifted split ---"
-	$(PYTHON) -m bayeslora.aggregate demo --results-dir $(RESULTS) --split shifted --no-write --extra-digits 1
+	$(PYTHON) -m bayeslora.results.aggregate demo --results-dir $(RESULTS) --split shifted --no-write --extra-digits 1
 
 mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M bf16 on ARC-E, AdamW + IVON x 3 seeds + zero-shot; needs BAYESLORA_DATA_DIR)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=mini $(ARGS)
@@ -55,7 +55,7 @@ mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M bf16 on ARC-E, AdamW + IVON
 	$(MAKE) mini-tables
 
 mini-tables: ## Rebuild the miniature's table, figures, paper report and results/reports/mini.md from its committed records
-	$(PYTHON) -m bayeslora.aggregate mini --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper --extra-digits 1
+	$(PYTHON) -m bayeslora.results.aggregate mini --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper --extra-digits 1
 	$(PYTHON) scripts/mini_report.py --exp mini --results-dir $(RESULTS)
 
 reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|submitit_local|basic)
@@ -65,13 +65,13 @@ reproduce-dry: ## Show the SLURM sweep of Table 1 (hydra config incl. the sweep 
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=slurm --cfg hydra
 
 table: ## Build results/tables/$(EXP).{csv,md,tex} from the run records (EXP=..., ARGS="--figures --vs-paper --recompute --ece-bins 15 --posthoc-ensemble --wandb")
-	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS) --extra-digits $(DIGITS) $(ARGS)
+	$(PYTHON) -m bayeslora.results.aggregate $(EXP) --results-dir $(RESULTS) --extra-digits $(DIGITS) $(ARGS)
 
 compare: ## Reproduction beside the paper's Table 1 + its claims checked -> results/reports/$(EXP)_vs_paper.{md,csv,png}
-	$(PYTHON) -m bayeslora.aggregate $(EXP) --results-dir $(RESULTS) --vs-paper --extra-digits $(DIGITS) $(ARGS)
+	$(PYTHON) -m bayeslora.results.aggregate $(EXP) --results-dir $(RESULTS) --vs-paper --extra-digits $(DIGITS) $(ARGS)
 
 figures: ## Draw results/figures/$(EXP)/: Figure 1 (τ grid), Figure 2 (val acc vs hours), reliability diagrams
-	$(PYTHON) -m bayeslora.figures $(EXP) --results-dir $(RESULTS)
+	$(PYTHON) -m bayeslora.results.figures $(EXP) --results-dir $(RESULTS)
 
 bench: ## Benchmark ratios (methods vs AdamW, predictives vs one pass, padding) -> results/bench/
 	HF_HUB_OFFLINE=1 $(PYTHON) scripts/bench.py

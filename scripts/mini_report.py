@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from run_summary import summary_markdown  # noqa: E402
 
-from bayeslora.figures import history_table  # noqa: E402
-from bayeslora.runs import load_records, run_dir_of  # noqa: E402
+from bayeslora.results.figures import history_table  # noqa: E402
+from bayeslora.results.runs import load_records, run_dir_of  # noqa: E402
 
 
 def section(path: Path, heading: str) -> str:

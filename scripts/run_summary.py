@@ -13,7 +13,7 @@ import csv
 import json
 from pathlib import Path
 
-from bayeslora.paper import median_step_seconds
+from bayeslora.results.paper import median_step_seconds
 
 
 def train_seconds(run_dir: Path) -> tuple[float | None, float | None]:

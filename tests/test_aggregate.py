@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayeslora import aggregate as A
-from bayeslora import layout as L
-from bayeslora import runs as R
-from bayeslora import summary as S
-from bayeslora import tables as T
-from bayeslora.aggregate import AggregationError, main
 from bayeslora.metrics import classification_metrics
+from bayeslora.results import aggregate as A
+from bayeslora.results import layout as L
+from bayeslora.results import runs as R
+from bayeslora.results import summary as S
+from bayeslora.results import tables as T
+from bayeslora.results.aggregate import AggregationError, main
 
 LABELS = {
     "map": "AdamW",
@@ -539,7 +539,7 @@ def test_cli_subprocess_hash_clash_and_missing_exp(results):
     env = dict(os.environ, WANDB_MODE="disabled")
     for exp in ("t1", "missing"):
         out = subprocess.run(
-            [sys.executable, "-m", "bayeslora.aggregate", exp, "--results-dir", str(results)],
+            [sys.executable, "-m", "bayeslora.results.aggregate", exp, "--results-dir", str(results)],
             capture_output=True,
             text=True,
             timeout=120,

@@ -324,7 +324,7 @@ def _fake_run(method_dir: Path, seed: int, probs: np.ndarray, labels: np.ndarray
 
 
 def test_ensemble_cli(tmp_path, capsys):
-    from bayeslora.posthoc_ensemble import main
+    from bayeslora.results.posthoc_ensemble import main
 
     method_dir = tmp_path / "runs/e/d/m/adamw"
     labels = np.array([0, 1, 1, 0])
@@ -348,7 +348,8 @@ def test_ensemble_cli(tmp_path, capsys):
 
 def test_ensemble_cli_as_a_command(tmp_path):
     out = _python(
-        ["-m", "bayeslora.posthoc_ensemble", str(tmp_path / "nothing"), "--seeds", "1,2"], cwd=tmp_path
+        ["-m", "bayeslora.results.posthoc_ensemble", str(tmp_path / "nothing"), "--seeds", "1,2"],
+        cwd=tmp_path,
     )
     assert out.returncode == 1
     assert "no successful run record" in _one_error_line(out, "bayeslora-ensemble: error:")

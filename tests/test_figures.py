@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayeslora import figures as F
-from bayeslora.aggregate import main as table_main
 from bayeslora.metrics import classification_metrics, expected_calibration_error
+from bayeslora.results import figures as F
+from bayeslora.results.aggregate import main as table_main
 
 from .conftest import REPO
 from .test_aggregate import m, write_record

@@ -280,7 +280,7 @@ def test_ensemble_of_identical_members_equals_the_member(compose, tiny_overrides
 
 def test_posthoc_ensemble_from_saved_probabilities(compose, tiny_overrides, tmp_path):
     from bayeslora.metrics import classification_metrics
-    from bayeslora.posthoc_ensemble import posthoc_ensemble
+    from bayeslora.results.posthoc_ensemble import posthoc_ensemble
 
     dirs = []
     for seed in (21, 42):

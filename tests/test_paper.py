@@ -10,19 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayeslora import paper as P
-from bayeslora.aggregate import main
-from bayeslora.layout import DATASET_ORDER, METRIC_KEYS, PAPER_ROWS, metric_info
-from bayeslora.runs import load_records
-from bayeslora.summary import summarize
-from bayeslora.tables import markdown_table
+from bayeslora.results import paper as P
+from bayeslora.results.aggregate import main
+from bayeslora.results.layout import DATASET_ORDER, METRIC_KEYS, PAPER_ROWS, metric_info
+from bayeslora.results.runs import load_records
+from bayeslora.results.summary import summarize
+from bayeslora.results.tables import markdown_table
 
 from .test_aggregate import write_record
 
 SEEDS = [21, 42, 87]
 # A made-up Table 1 for the tests only (display units), shaped like the paper's and satisfying its
 # claims: IVON@mean more accurate than AdamW, IVON better calibrated than AdamW and MC Dropout and
-# close to LA (KFAC) and SWAG. NOT the paper's numbers (bayeslora/paper_table1.csv holds those).
+# close to LA (KFAC) and SWAG. NOT the paper's numbers (bayeslora/results/paper_table1.csv holds those).
 BASE = {"acc": 70.0, "ece": 20.0, "nll": 1.20, "brier": 0.40}
 SHIFT = {  # per row, added to BASE (ACC) or subtracted (the others)
     "map": 0.0,

@@ -1,7 +1,7 @@
 """Records -> summary statistics: mean and SEM over seeds, the Average column, changes vs AdamW.
 
 Everything here is a pandas frame in long form (one row per dataset x model x method x predictive x
-metric) in raw units (fractions, not %); rendering is :mod:`bayeslora.tables`' job.
+metric) in raw units (fractions, not %); rendering is :mod:`bayeslora.results.tables`' job.
 
 * mean and SEM = sample std (ddof=1) / sqrt(n) over the seeds that have the predictive (no SEM for
   n = 1), by ``groupby().agg()``;
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayeslora.layout import (
+from bayeslora.results.layout import (
     AVERAGE,
     BASELINE,
     DELTA,
@@ -25,7 +25,7 @@ from bayeslora.layout import (
     dataset_rank,
     predictive_rank,
 )
-from bayeslora.runs import AggregationError, covered_seeds, dataset_label, group_records, metrics_of
+from bayeslora.results.runs import AggregationError, covered_seeds, dataset_label, group_records, metrics_of
 
 # the long CSV's columns; in memory the frames also carry ``dataset_label``
 CSV_COLUMNS = [

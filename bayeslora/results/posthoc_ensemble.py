@@ -23,10 +23,10 @@ import numpy as np
 
 from bayeslora import metrics as M
 from bayeslora.errors import BayesLoraError
-from bayeslora.layout import BASELINE, DEFAULT_ECE_BINS, POSTHOC_SUFFIX
-from bayeslora.outputs import StagedOutputs
 from bayeslora.records import RunRecord, read_record, write_record
-from bayeslora.runs import AggregationError, group_records, run_dir_of
+from bayeslora.results.layout import BASELINE, DEFAULT_ECE_BINS, POSTHOC_SUFFIX
+from bayeslora.results.outputs import StagedOutputs
+from bayeslora.results.runs import AggregationError, group_records, run_dir_of
 
 
 class EnsembleError(BayesLoraError):

@@ -14,8 +14,8 @@ import numpy as np
 
 from bayeslora import metrics as M
 from bayeslora.errors import BayesLoraError
-from bayeslora.layout import DATASET_LABELS
 from bayeslora.records import RECORD_FILE
+from bayeslora.results.layout import DATASET_LABELS
 
 _REQUIRED = ("dataset", "model", "method", "seed", "config_hash")
 

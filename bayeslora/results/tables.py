@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayeslora.layout import (
+from bayeslora.results.layout import (
     AVERAGE,
     AVERAGE_LABEL,
     DATASET_LABELS,
@@ -25,8 +25,8 @@ from bayeslora.layout import (
     metric_info,
     predictive_rank,
 )
-from bayeslora.runs import AggregationError
-from bayeslora.summary import averages, base_rows, datasets_of, deltas_vs_adamw, long_table, summarize
+from bayeslora.results.runs import AggregationError
+from bayeslora.results.summary import averages, base_rows, datasets_of, deltas_vs_adamw, long_table, summarize
 
 
 @dataclass

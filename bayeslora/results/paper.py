@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayeslora.layout import (
+from bayeslora.results.layout import (
     AVERAGE,
     AVERAGE_LABEL,
     DATASET_LABELS,
@@ -39,10 +39,10 @@ from bayeslora.layout import (
     metric_info,
     predictive_rank,
 )
-from bayeslora.outputs import StagedOutputs
-from bayeslora.runs import AggregationError, dataset_label, group_records, run_dir_of
-from bayeslora.summary import averages, base_rows
-from bayeslora.tables import column_labels
+from bayeslora.results.outputs import StagedOutputs
+from bayeslora.results.runs import AggregationError, dataset_label, group_records, run_dir_of
+from bayeslora.results.summary import averages, base_rows
+from bayeslora.results.tables import column_labels
 
 PAPER_CSV = Path(__file__).with_name("paper_table1.csv")
 PAPER_SOURCE = 'Cong et al. 2024, "Variational Low-Rank Adaptation Using IVON", arXiv:2411.04421v1, Table 1'
@@ -350,7 +350,7 @@ def report_markdown(
     out = [
         f"# {exp} beside the paper's Table 1",
         "",
-        f"Paper: {PAPER_SOURCE}; numbers from `bayeslora/paper_table1.csv` "
+        f"Paper: {PAPER_SOURCE}; numbers from `bayeslora/results/paper_table1.csv` "
         f"({n_paper} of {len(paper)} cells typed in"
         + (
             "; **the paper's numbers are not in this package yet**, so no cell can be compared"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bayeslora.figures import (
+from bayeslora.results.figures import (
     METHOD_LABELS,
     _dataset_rank,
     _new_figure,
@@ -18,7 +18,7 @@ from bayeslora.figures import (
     _sem,
     seed_histories,
 )
-from bayeslora.runs import group_records
+from bayeslora.results.runs import group_records
 
 KEYS = {"train/loss": "training loss", "val/nll": "validation NLL", "val/ece": "validation ECE ×100"}
 SCALE = {"val/ece": 100.0}

@@ -32,11 +32,11 @@ empty). Everything is computed before anything is written; the files are first w
 folder and then renamed into place, so bad input never leaves partial outputs.
 
 ``--vs-paper`` also writes ``<results>/reports/<exp>_vs_paper.{md,csv,png}``: every cell beside the
-paper's Table 1 and the paper's claims checked on the reproduced numbers (:mod:`bayeslora.paper`).
+paper's Table 1 and the paper's claims checked on the reproduced numbers (:mod:`bayeslora.results.paper`).
 
-This module is only the command: records (:mod:`bayeslora.runs`) -> summary
-(:mod:`bayeslora.summary`) -> tables (:mod:`bayeslora.tables`), figures (:mod:`bayeslora.figures`)
-and the paper comparison (:mod:`bayeslora.paper`) -> staged outputs (:mod:`bayeslora.outputs`),
+This module is only the command: records (:mod:`bayeslora.results.runs`) -> summary
+(:mod:`bayeslora.results.summary`) -> tables (:mod:`bayeslora.results.tables`), figures (:mod:`bayeslora.results.figures`)
+and the paper comparison (:mod:`bayeslora.results.paper`) -> staged outputs (:mod:`bayeslora.results.outputs`),
 W&B (:func:`bayeslora.loggers.upload_to_wandb`).
 """
 
@@ -49,13 +49,13 @@ from pathlib import Path
 import pandas as pd
 
 from bayeslora.errors import BayesLoraError
-from bayeslora.layout import DEFAULT_ECE_BINS
 from bayeslora.loggers import WandbUploadError, upload_to_wandb
-from bayeslora.outputs import OneLineParser, StagedOutputs, safe_name
-from bayeslora.posthoc_ensemble import posthoc_ensembles
-from bayeslora.runs import AggregationError, group_records, load_records, recompute_metrics
-from bayeslora.summary import CSV_COLUMNS
-from bayeslora.tables import Tables, make_tables
+from bayeslora.results.layout import DEFAULT_ECE_BINS
+from bayeslora.results.outputs import OneLineParser, StagedOutputs, safe_name
+from bayeslora.results.posthoc_ensemble import posthoc_ensembles
+from bayeslora.results.runs import AggregationError, group_records, load_records, recompute_metrics
+from bayeslora.results.summary import CSV_COLUMNS
+from bayeslora.results.tables import Tables, make_tables
 
 __all__ = ["AggregationError", "aggregate", "build_tables", "main"]
 
@@ -118,7 +118,7 @@ def aggregate(
             table_files[Path(rel).name] = out.write_text(rel, text)
         figure_files: dict[str, Path] = {}
         if figures:
-            from bayeslora.figures import compute_figures, render_figures
+            from bayeslora.results.figures import compute_figures, render_figures
 
             data = compute_figures(records, split, bins or DEFAULT_ECE_BINS)
             tables.skipped = data.skipped
@@ -129,7 +129,7 @@ def aggregate(
                 figure_files[path.name] = path
             tables.figures = data.figures
         if vs_paper:
-            from bayeslora.paper import write_report
+            from bayeslora.results.paper import write_report
 
             write_report(records, tables.summary, out, f"reports/{exp}{suffix}_vs_paper", exp, extra_digits)
         tables.written = out.commit()

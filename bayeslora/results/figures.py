@@ -37,10 +37,16 @@ import pandas as pd
 
 from bayeslora import metrics as M
 from bayeslora.errors import BayesLoraError
-from bayeslora.layout import DATASET_LABELS, DATASET_ORDER, DEFAULT_ECE_BINS, POSTHOC_SUFFIX, PREDICTIVE_ORDER
-from bayeslora.outputs import OneLineParser, StagedOutputs, safe_name
-from bayeslora.runs import group_records, load_records, run_dir_of
-from bayeslora.summary import summarize
+from bayeslora.results.layout import (
+    DATASET_LABELS,
+    DATASET_ORDER,
+    DEFAULT_ECE_BINS,
+    POSTHOC_SUFFIX,
+    PREDICTIVE_ORDER,
+)
+from bayeslora.results.outputs import OneLineParser, StagedOutputs, safe_name
+from bayeslora.results.runs import group_records, load_records, run_dir_of
+from bayeslora.results.summary import summarize
 
 TAU_RE = re.compile(r"^(?P<base>.+)_tau(?P<tau>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)$")
 METHOD_LABELS = {"adamw": "AdamW", "ivon": "IVON", "ensemble": "Ensemble", "blob": "BLoB"}
@@ -287,7 +293,7 @@ def compute_figures(
         data.figures["figure2"] = f2
     else:
         data.skipped.append("figure2: no history.csv with val/acc and time/train_s in the run folders")
-    from bayeslora.curves import curves_data
+    from bayeslora.results.curves import curves_data
 
     curves = curves_data(records)
     if len(curves):
@@ -410,7 +416,7 @@ def _plotter(name: str):
     if name.startswith("reliability_"):
         return plot_reliability
     if name == "curves":
-        from bayeslora.curves import plot_curves
+        from bayeslora.results.curves import plot_curves
 
         return plot_curves
     raise FigureError(f"unknown figure {name!r}")
