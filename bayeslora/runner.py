@@ -294,13 +294,10 @@ def restore(ctx: EvalContext, state: dict[str, Any]) -> None:
     set_rng_state(state["rng"])
 
 
-def evaluate(run: Run) -> dict[str, dict[str, float]]:
-    """Post-fit work of every predictive (e.g. Laplace's curvature pass over the training split),
-    then every predictive on every evaluation split. Fills the record (``splits``, ``metrics``,
-    ``predictive_info``, ``post_fit_seconds``, ``eval_seconds``) and ``run.outputs``; returns the
-    metrics of the evaluation split."""
-    cfg, task, ctx, record = run.cfg, run.task, run.ctx, run.record
-    tr = cfg.trainer
+def post_fit(run: Run) -> None:
+    """Post-fit work of every predictive (e.g. Laplace's curvature pass over the training split,
+    in evaluation batches); fills the record's ``post_fit_seconds``."""
+    task, tr = run.task, run.cfg.trainer
 
     def post_fit_batches():
         for _, batch in eval_batches(task.train, tr.eval_batch_size, task.pad_id, tr.pad_to_multiple_of):
@@ -308,8 +305,17 @@ def evaluate(run: Run) -> dict[str, dict[str, float]]:
 
     for name, p in run.predictives.items():
         t0 = time.perf_counter()
-        p.post_fit(ctx, post_fit_batches)
-        record.post_fit_seconds[name] = round(time.perf_counter() - t0, 3)
+        p.post_fit(run.ctx, post_fit_batches)
+        run.record.post_fit_seconds[name] = round(time.perf_counter() - t0, 3)
+
+
+def evaluate(run: Run) -> dict[str, dict[str, float]]:
+    """:func:`post_fit`, then every predictive on every evaluation split. Fills the record
+    (``splits``, ``metrics``, ``predictive_info``, ``post_fit_seconds``, ``eval_seconds``) and
+    ``run.outputs``; returns the metrics of the evaluation split."""
+    cfg, task, ctx, record = run.cfg, run.task, run.ctx, run.record
+    tr = cfg.trainer
+    post_fit(run)
     record.predictive_info = {name: p.info() for name, p in run.predictives.items() if p.info()}
     for split, data in task.evals.items():
         run.outputs[f"{split}/labels"] = data.labels
