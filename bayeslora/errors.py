@@ -27,3 +27,20 @@ class TrainingDivergedError(BayesLoraError):
 
 class RecordClashError(BayesLoraError):
     pass
+
+
+# the results side (bayeslora.results): records -> tables, figures, reports
+class AggregationError(BayesLoraError):
+    pass
+
+
+class FigureError(BayesLoraError):
+    pass
+
+
+class HistoryError(BayesLoraError):
+    pass
+
+
+class EnsembleError(BayesLoraError):
+    pass

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from run_summary import summary_markdown  # noqa: E402
 
-from bayeslora.results.figures import history_table  # noqa: E402
+from bayeslora.results.history import history_path, history_table  # noqa: E402
 from bayeslora.results.runs import load_records, run_dir_of  # noqa: E402
 
 
@@ -43,12 +43,12 @@ def fit_rows(records: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(records, key=lambda r: (r["method"], str(r["seed"]))):
-        if not r.get("steps") or not (run_dir_of(r) / "history.csv").is_file():
+        if not r.get("steps") or not history_path(r).is_file():
             continue  # zero-shot rows below; a post-hoc ensemble has no training of its own
         row = r["table_rows"][0]
         with np.load(run_dir_of(r) / "preds.npz") as preds:
             n_classes = preds[f"{r['eval_split']}/{row}"].shape[1]
-        h = history_table(run_dir_of(r) / "history.csv", ["train/loss"]).dropna()
+        h = history_table(history_path(r), ["train/loss"]).dropna()
         tail = h[h.step > 0.9 * r["steps"]]["train/loss"]
         last = float(tail.mean()) if len(tail) else float("nan")
         threshold = 0.25 * math.log(n_classes)
@@ -60,7 +60,7 @@ def fit_rows(records: list[dict]) -> list[str]:
             f"{m['nll']:.3f} | {100 * m['ece']:.1f} |"
         )
     for r in records:
-        if r.get("steps") == 0 and (run_dir_of(r) / "history.csv").is_file():
+        if r.get("steps") == 0 and history_path(r).is_file():
             row = r["table_rows"][0]
             m = r["metrics"][row]
             out.append(

@@ -9,34 +9,23 @@ Prints Markdown (used in results/reports/mini.md).
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 from pathlib import Path
 
-from bayeslora.results.paper import median_step_seconds
-
-
-def train_seconds(run_dir: Path) -> tuple[float | None, float | None]:
-    """(total training seconds from history.csv, median seconds per step as the paper report takes it)."""
-    path = run_dir / "history.csv"
-    if not path.is_file():
-        return None, None
-    times = [float(r["value"]) for r in csv.DictReader(path.open()) if r["key"] == "time/train_s"]
-    return (times[-1] if times else None), median_step_seconds(run_dir)
+from bayeslora.results.history import median_step_seconds, train_seconds
+from bayeslora.results.runs import load_records
 
 
 def summary_markdown(exp_dir: Path) -> str:
     """The per-run table (and the SWAG spectra) of every record under ``exp_dir``, as Markdown."""
     lines: list[str] = []
     print = lines.append  # noqa: A001 (the table is built line by line)
-    records = sorted(Path(exp_dir).rglob("metrics.json"))
+    records = load_records(Path(exp_dir))
     print("| run | status | wall (min) | training (min) | s / step (median) | evaluation (min) |")
     print("|---|---|---|---|---|---|")
     spectra = []
-    for path in records:
-        rec = json.loads(path.read_text())
+    for rec in records:
         run = f"{rec['dataset']} {rec['method']} seed {rec['seed']}"
-        train_s, step_s = train_seconds(path.parent)
+        train_s, step_s = train_seconds(rec), median_step_seconds(rec)
         eval_s = sum(rec.get("eval_seconds", {}).values())
         wall = rec.get("provenance", {}).get("wall_s")
         fmt = lambda v, d=1: "–" if v is None else f"{v:.{d}f}"  # noqa: E731

@@ -14,6 +14,7 @@ import pytest
 from bayeslora.metrics import classification_metrics, expected_calibration_error
 from bayeslora.results import figures as F
 from bayeslora.results.aggregate import main as table_main
+from bayeslora.results.reliability import reliability_bins
 
 from .conftest import REPO
 from .test_aggregate import m, write_record
@@ -76,7 +77,10 @@ def test_figures_from_real_tiny_runs(compose, tiny_overrides, capsys):
 
     # Figure 2: val/acc against time/train_s of the same step, mean over seeds 21 and 42, in hours
     f2 = data.figures["figure2"]
-    assert set(f2.method) == {"adamw", "ivon"} and set(f2.label) == {"AdamW", "IVON"}
+    assert set(f2.method) == {"adamw", "ivon"} and set(f2.label) == {
+        "AdamW",
+        "IVON@mean",
+    }  # validation predictive
     for method, dirs in run_dirs.items():
         hist = [_history(d / "history.csv") for d in dirs]
         steps = sorted(s for s in hist[0] if "val/acc" in hist[0][s])
@@ -161,7 +165,7 @@ def test_reliability_bins_reproduce_the_metrics_ece():
     probs[20:40] = [0.25, 0.25, 0.25, 0.25]
     labels = rng.integers(0, 4, size=500)
     for n_bins in (10, 15):
-        b = F.reliability_bins(probs, labels, n_bins)
+        b = reliability_bins(probs, labels, n_bins)
         assert len(b) == n_bins and b["count"].sum() == 500
         full = b[b["count"] > 0]
         gap = (full["count"] / 500 * (full.acc - full.conf).abs()).sum()

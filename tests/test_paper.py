@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayeslora.results import claims as C
 from bayeslora.results import paper as P
+from bayeslora.results import paper_table as PT
 from bayeslora.results.aggregate import main
 from bayeslora.results.layout import DATASET_ORDER, METRIC_KEYS, PAPER_ROWS, metric_info
 from bayeslora.results.runs import load_records
@@ -45,7 +47,7 @@ def fixture_paper() -> pd.DataFrame:
                 step = SHIFT[pred] * (1 if m == "acc" else (1 if m == "ece" else 0.02))
                 mean = BASE[m] + i + step if m == "acc" else BASE[m] + 0.01 * i - step
                 rows.append([pred, method, label, d, m, round(mean, 2), SEM[m], "test fixture"])
-    df = pd.DataFrame(rows, columns=P.PAPER_COLUMNS)
+    df = pd.DataFrame(rows, columns=PT.PAPER_COLUMNS)
     avg = (
         df.groupby(["predictive", "method", "label", "metric"], sort=False)
         .agg(mean=("mean", "mean"))
@@ -54,7 +56,7 @@ def fixture_paper() -> pd.DataFrame:
     avg = avg.assign(
         dataset="average", sem=avg.metric.map(lambda m: SEM[m] / math.sqrt(6)), source="test fixture"
     )
-    return pd.concat([df, avg[P.PAPER_COLUMNS]], ignore_index=True)
+    return pd.concat([df, avg[PT.PAPER_COLUMNS]], ignore_index=True)
 
 
 def records_equal_to(paper: pd.DataFrame, res: Path, perturb: dict | None = None) -> None:
@@ -79,12 +81,12 @@ def records_equal_to(paper: pd.DataFrame, res: Path, perturb: dict | None = None
 
 
 def test_shipped_table_has_every_cell_and_cites_the_paper():
-    paper = P.load_paper_table()
+    paper = PT.load_paper_table()
     assert len(paper) == 8 * 7 * 4 == 224
     assert set(paper.dataset) == {*DATASET_ORDER, "average"}
     assert set(paper.predictive) == set(PAPER_ROWS) and set(paper.metric) == set(METRIC_KEYS)
     assert not paper.duplicated(["predictive", "dataset", "metric"]).any()
-    assert "arXiv:2411.04421v1 Table 1" in P.PAPER_CSV.read_text()
+    assert "arXiv:2411.04421v1 Table 1" in PT.PAPER_CSV.read_text()
     # every cell typed in, citing the paper; a SEM everywhere but in the Average column
     assert paper["mean"].notna().all()
     assert (paper.source == "arXiv:2411.04421v1 Table 1").all()
@@ -109,48 +111,48 @@ def test_shipped_averages_are_the_mean_of_their_rows():
     of rounding in the mean of six rounded means. One cell of the paper fails this (IVON@mean's
     Brier: printed 0.40, its six cells average to 0.38; the paper's change, -0.05, matches the
     printed 0.40, so it is not a typing slip here) and is named, so a new mismatch still fails."""
-    paper = P.load_paper_table()
+    paper = PT.load_paper_table()
     bad = set()
     for (pred, metric), g in paper.groupby(["predictive", "metric"]):
         derived = g[g.dataset != "average"]["mean"].mean()
         printed = g[g.dataset == "average"]["mean"].iloc[0]
-        if abs(derived - printed) > 2 * P.half_unit(metric) + 1e-9:
+        if abs(derived - printed) > 2 * PT.half_unit(metric) + 1e-9:
             bad.add((pred, metric, round(derived, 4), printed))
     assert bad == {("ivon_mean", "brier", 0.38, 0.40)}
-    found = P.paper_average_mismatches(paper)
+    found = PT.paper_average_mismatches(paper)
     assert list(zip(found.predictive, found.metric)) == [("ivon_mean", "brier")]
 
 
 def test_shipped_changes_are_ivon_minus_adamw():
     """Within rounding: the change and the two means are each printed rounded (three half units)."""
-    paper = P.load_paper_table()
+    paper = PT.load_paper_table()
     adamw = paper[paper.predictive == "map"].set_index(["dataset", "metric"])["mean"]
     ivon = paper[paper["change"].notna()]
     assert len(ivon) == 2 * 7 * 4
     for r in ivon.itertuples(index=False):
         derived = r.mean - adamw[(r.dataset, r.metric)]
-        assert abs(derived - r.change) <= 3 * P.half_unit(r.metric) + 1e-9, r
-    assert P.paper_change_mismatches(paper).empty
+        assert abs(derived - r.change) <= 3 * PT.half_unit(r.metric) + 1e-9, r
+    assert PT.paper_change_mismatches(paper).empty
     typo = paper.copy()
     i = typo.index[(typo.predictive == "ivon") & (typo.dataset == "obqa") & (typo.metric == "nll")][0]
     typo.loc[i, "change"] = -1.10  # printed -1.00 (0.54 - 1.54)
-    bad = P.paper_change_mismatches(typo)
+    bad = PT.paper_change_mismatches(typo)
     assert list(zip(bad.predictive, bad.dataset, bad.metric)) == [("ivon", "obqa", "nll")]
 
 
 def test_report_names_the_papers_inconsistent_cell(tmp_path):
-    md = P.report_markdown("t", *(pd.DataFrame(),) * 3, P.load_paper_table())
+    md = P.report_markdown("t", *(pd.DataFrame(),) * 3, PT.load_paper_table())
     assert "224 of 224 cells typed in" in md and "not in this package yet" not in md
     assert "IVON@mean, Brier ↓: the Average is printed as 0.40" in md and "average to 0.380" in md
 
 
 def test_paper_averages_check_catches_a_typo():
     paper = fixture_paper()
-    assert P.paper_average_mismatches(paper).empty
+    assert PT.paper_average_mismatches(paper).empty
     typo = paper.copy()
     i = typo.index[(typo.predictive == "swa") & (typo.dataset == "arc_e") & (typo.metric == "acc")][0]
     typo.loc[i, "mean"] += 1.0  # shifts the derived Average by 0.17 > one printed unit
-    bad = P.paper_average_mismatches(typo)
+    bad = PT.paper_average_mismatches(typo)
     assert list(zip(bad.predictive, bad.metric)) == [("swa", "acc")]
 
 
@@ -165,7 +167,7 @@ def test_records_equal_to_the_paper_agree_and_every_claim_holds(tmp_path):
     assert (cells.basis == "z").all()
     assert cells["diff"].abs().max() < 0.01  # the Average agrees within the rounding of the fixture
     value = claims[claims.claim != "cost_ivon_step_time"]
-    assert len(value) == len(P.CLAIMS) * 7 and (value.verdict == "holds").all()
+    assert len(value) == len(C.CLAIMS) * 7 and (value.verdict == "holds").all()
     # no history.csv: the cost claim is listed and cannot be checked
     assert set(claims[claims.claim == "cost_ivon_step_time"].verdict) == {"cannot be checked"}
 
@@ -195,7 +197,7 @@ def test_comparable_means_within_two_combined_sems(tmp_path):
     # IVON's NLL on OBQA well above SWAG's (+0.5): not comparable, and no longer below AdamW/MC Drop
     records_equal_to(paper, res, {("ivon", "obqa", "nll"): 0.5})
     recs = load_records(res / "runs" / "t1")
-    claims = P.check_claims(summarize(recs, expected_seeds=SEEDS), recs)
+    claims = C.check_claims(summarize(recs, expected_seeds=SEEDS), recs)
     failing = claims[(claims.verdict == "does not hold") & (claims.column == "OBQA")]
     assert set(failing.claim) == {
         "nll_ivon_below_adamw",
@@ -215,7 +217,7 @@ def test_cost_claim_from_history(tmp_path):
             rows.insert(2, "10,train/loss,0.5")
             (path.parent / "history.csv").write_text("\n".join(rows) + "\n")
     recs = load_records(res / "runs" / "t1")
-    claims = P.check_claims(summarize(recs), recs)
+    claims = C.check_claims(summarize(recs), recs)
     cost = claims[claims.claim == "cost_ivon_step_time"]
     assert list(cost.verdict) == ["holds"] and "×1.10" in cost.evidence.iloc[0]
 
@@ -286,7 +288,7 @@ def test_z_divides_by_the_root_sum_of_squares_of_both_sems(tmp_path):
     res = tmp_path / "results"
     records_equal_to(paper, res, {("ivon", "obqa", "acc"): 2.0})
     recs = load_records(res / "runs" / "t1")
-    cells, _ = P.compare(summarize(recs, expected_seeds=SEEDS), paper)
+    cells, _ = PT.compare(summarize(recs, expected_seeds=SEEDS), paper)
     c = cells[(cells.predictive == "ivon") & (cells.dataset == "obqa") & (cells.metric == "acc")].iloc[0]
     assert c.ours_sem == pytest.approx(0.6) and c.paper_sem == pytest.approx(0.6)
     assert c["diff"] == pytest.approx(2.0)
@@ -297,7 +299,7 @@ def test_z_divides_by_the_root_sum_of_squares_of_both_sems(tmp_path):
 def test_equal_by_rounding_means_within_half_a_printed_unit(tmp_path):
     """One seed (no SEM of ours): a cell agrees only when |ours − paper| ≤ half a unit of the paper's
     last printed digit: 0.05 for ACC and ECE, 0.005 for NLL and Brier (against the shipped table)."""
-    paper = P.load_paper_table()
+    paper = PT.load_paper_table()
     ref = paper.set_index(["predictive", "dataset", "metric"])["mean"]
     res = tmp_path / "results"
     off = {  # dataset -> (display-unit offset of ACC, of NLL)
@@ -311,7 +313,7 @@ def test_equal_by_rounding_means_within_half_a_printed_unit(tmp_path):
         m["nll"] = ref[("map", d, "nll")] + nll_off
         write_record(res, d, "adamw", 21, {"map": m}, table_rows=["map"])
     recs = load_records(res / "runs" / "t1")
-    cells, _ = P.compare(summarize(recs), paper)
+    cells, _ = PT.compare(summarize(recs), paper)
     cells = cells.set_index(["dataset", "metric"])
     assert (cells.basis == "rounding").all()
     verdict = {k: bool(v) for k, v in cells.within_noise.items()}
@@ -330,7 +332,7 @@ def test_lower_is_better_claims_go_by_the_sign_not_the_size(tmp_path):
         res = tmp_path / f"results{shift:+g}"
         records_equal_to(paper, res, {("ivon", "winogrande_s", "ece"): shift})
         recs = load_records(res / "runs" / "t1")
-        claims = P.check_claims(summarize(recs, expected_seeds=SEEDS), recs)
+        claims = C.check_claims(summarize(recs, expected_seeds=SEEDS), recs)
         wgs = claims[(claims.column == "WG-S") & claims.claim.str.startswith("ece_ivon")]
         assert set(wgs.claim) == {
             "ece_ivon_below_adamw",
@@ -348,7 +350,7 @@ def test_comparable_claims_use_the_root_sum_of_squares_of_both_sems(tmp_path):
     res = tmp_path / "results"
     records_equal_to(paper, res, {("ivon", "arc_e", "ece"): 2.0})
     recs = load_records(res / "runs" / "t1")
-    claims = P.check_claims(summarize(recs, expected_seeds=SEEDS), recs).set_index(["claim", "column"])
+    claims = C.check_claims(summarize(recs, expected_seeds=SEEDS), recs).set_index(["claim", "column"])
     for other in ("swag", "laplace_kfac"):
         row = claims.loc[(f"ece_ivon_comparable_{other}", "ARC-E")]
         assert row.verdict == "does not hold" and "combined SEM 0.71" in row.evidence, row

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bayeslora.results.figures import (
-    METHOD_LABELS,
-    _dataset_rank,
-    _new_figure,
-    _panel_title,
-    _panels,
-    _sem,
-    seed_histories,
-)
-from bayeslora.results.runs import group_records
+from bayeslora.results.draw import new_figure, panel_keys, panel_title
+from bayeslora.results.history import seed_histories
+from bayeslora.results.layout import dataset_rank
+from bayeslora.results.runs import group_records, run_label
+from bayeslora.results.summary import sem
 
 KEYS = {"train/loss": "training loss", "val/nll": "validation NLL", "val/ece": "validation ECE ×100"}
 SCALE = {"val/ece": 100.0}
@@ -41,26 +36,30 @@ def curves_data(records: list[dict]) -> pd.DataFrame:
                         dataset=dataset,
                         model=model,
                         method=method,
-                        label=METHOD_LABELS.get(method, method),
+                        label=run_label(recs),
                         key=key,
                         step=int(step),
                         n=len(g),
                         mean=float(g[key].mean()) * SCALE.get(key, 1.0),
-                        sem=_sem(g[key]) * SCALE.get(key, 1.0),
+                        sem=sem(g[key]) * SCALE.get(key, 1.0),
                     )
                 )
     df = pd.DataFrame(rows, columns=cols)
     if df.empty:
         return df
-    df["_d"] = df.dataset.map(_dataset_rank)
-    return df.sort_values(["_d", "model", "method", "key", "step"]).drop(columns="_d").reset_index(drop=True)
+    df["_d"] = df.dataset.map(dataset_rank)
+    return (
+        df.sort_values(["_d", "dataset", "model", "method", "key", "step"])
+        .drop(columns="_d")
+        .reset_index(drop=True)
+    )
 
 
 def plot_curves(df: pd.DataFrame):
-    panels = _panels(df)
+    panels = panel_keys(df)
     keys = [k for k in KEYS if k in set(df.key)]
     multi = df.model.nunique() > 1
-    fig, axes = _new_figure(len(panels) * len(keys))
+    fig, axes = new_figure(len(panels) * len(keys))
     for i, (dataset, model) in enumerate(panels):
         for j, key in enumerate(keys):
             ax = axes[i * len(keys) + j]
@@ -72,7 +71,7 @@ def plot_curves(df: pd.DataFrame):
                     ax.fill_between(
                         g.step, g["mean"] - sem, g["mean"] + sem, color=line.get_color(), alpha=0.2
                     )
-            ax.set_title(f"{_panel_title(dataset, model, multi)}: {KEYS[key]}", fontsize=9)
+            ax.set_title(f"{panel_title(dataset, model, multi)}: {KEYS[key]}", fontsize=9)
             ax.set_xlabel("step")
             ax.set_ylabel(KEYS[key])
             ax.grid(alpha=0.3)

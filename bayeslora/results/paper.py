@@ -2,32 +2,22 @@
 
 ``bayeslora-table <exp> --vs-paper`` writes ``<results>/reports/<exp>_vs_paper.{md,csv,png}``:
 
-* **cells**: each reproduced cell of the paper's eight rows (AdamW's six views, IVON@mean, IVON) on
-  the paper's six datasets and its Average, in the paper's display units (ACC and ECE in %, NLL,
-  Brier), beside the paper's value (``paper_table1.csv``); the difference ours − paper and
-  z = difference / √(SEM_ours² + SEM_paper²). A cell **agrees within noise** when |z| ≤ ``Z_MAX``
-  (2); where that combined SE is 0 or unknown (one seed, or no SEM printed) it agrees when the
-  difference is at most half a unit of the paper's last printed digit. The Average is compared only
-  when the run covers exactly the paper's six datasets. Paper cells the run lacks are listed, and
-  so are the paper's cells that disagree with its other printed numbers beyond rounding (an Average
-  that is not the mean of its row, a change that is not IVON − AdamW).
-* **claims**: the paper's qualitative claims checked on the reproduced numbers alone, per dataset
-  column and for the Average: holds / does not hold / cannot be checked (a row is missing).
-  "Comparable" means not worse by more than ``Z_MAX`` combined SEMs (better counts as comparable).
-  The cost claim compares IVON's median training-step time with AdamW's, from each run's
-  ``history.csv`` (``time/train_s`` per logged step); it holds when the ratio is at most
-  ``COST_RATIO_MAX`` (our reading of "similar cost", not a number from the paper).
+* **cells** (:mod:`bayeslora.results.paper_table`): each reproduced cell of the paper's eight rows on
+  its six datasets and its Average, beside the paper's value, with the difference and z; the paper
+  cells the run lacks, and the paper's cells that disagree with its other printed numbers beyond
+  rounding (an Average that is not the mean of its row, a change that is not IVON − AdamW);
+* **claims** (:mod:`bayeslora.results.claims`): the paper's qualitative claims checked on the
+  reproduced numbers alone.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from bayeslora.results.claims import COST_RATIO_MAX, check_claims
 from bayeslora.results.layout import (
     AVERAGE,
     AVERAGE_LABEL,
@@ -35,300 +25,17 @@ from bayeslora.results.layout import (
     DATASET_ORDER,
     METRIC_KEYS,
     PAPER_ROWS,
-    dataset_rank,
     metric_info,
-    predictive_rank,
 )
 from bayeslora.results.outputs import StagedOutputs
-from bayeslora.results.runs import AggregationError, dataset_label, group_records, run_dir_of
-from bayeslora.results.summary import averages, base_rows
-from bayeslora.results.tables import column_labels
-
-PAPER_CSV = Path(__file__).with_name("paper_table1.csv")
-PAPER_SOURCE = 'Cong et al. 2024, "Variational Low-Rank Adaptation Using IVON", arXiv:2411.04421v1, Table 1'
-Z_MAX = 2.0
-COST_RATIO_MAX = 1.25
-PAPER_COLUMNS = ["predictive", "method", "label", "dataset", "metric", "mean", "sem", "source"]
-# Optional: the paper's parenthesised change of an IVON row against AdamW (IVON − AdamW, display units).
-PAPER_CHANGE = "change"
-
-
-def load_paper_table(path: Path | None = None) -> pd.DataFrame:
-    """The paper's Table 1 in long form, display units; empty ``mean`` = a cell not typed in, empty
-    ``sem`` = none printed (the Average), empty ``change`` = not an IVON row (NaN if the file has no
-    ``change`` column)."""
-    df = pd.read_csv(path or PAPER_CSV, comment="#", dtype={"source": str})
-    lacking = [c for c in PAPER_COLUMNS if c not in df]
-    if lacking:
-        raise AggregationError(f"{path or PAPER_CSV}: lacks columns {', '.join(lacking)}")
-    if PAPER_CHANGE not in df:
-        df[PAPER_CHANGE] = np.nan
-    return df[[*PAPER_COLUMNS, PAPER_CHANGE]].astype({"mean": float, "sem": float, PAPER_CHANGE: float})
-
-
-def half_unit(metric: str) -> float:
-    """Half a unit of the paper's last printed digit (0.05 for ACC/ECE ×100, 0.005 for NLL/Brier)."""
-    return 0.5 * 10 ** -metric_info(metric)[2]
-
-
-def paper_average_mismatches(paper: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose Average differs from the mean of their six per-dataset means by more than the
-    rounding of the printed numbers allows (half a unit for the Average + half a unit per dataset
-    mean / 6 = one unit). Rows or metrics with any cell missing are skipped."""
-    out = []
-    for (pred, metric), g in paper.groupby(["predictive", "metric"], sort=False):
-        per = g[g.dataset.isin(DATASET_ORDER)].dropna(subset=["mean"])
-        avg = g[g.dataset == AVERAGE].dropna(subset=["mean"])
-        if len(per) != len(DATASET_ORDER) or avg.empty:
-            continue
-        derived, printed = float(per["mean"].mean()), float(avg["mean"].iloc[0])
-        if abs(derived - printed) > 2 * half_unit(metric) + 1e-9:
-            out.append(dict(predictive=pred, metric=metric, derived=derived, printed=printed))
-    return pd.DataFrame(out, columns=["predictive", "metric", "derived", "printed"])
-
-
-def paper_change_mismatches(paper: pd.DataFrame) -> pd.DataFrame:
-    """Cells whose printed change (IVON − AdamW) differs from the difference of the two printed means
-    by more than the rounding of the three printed numbers allows (three half units)."""
-    base = paper[paper.predictive == "map"].set_index(["dataset", "metric"])["mean"]
-    out = []
-    for r in paper.dropna(subset=[PAPER_CHANGE, "mean"]).itertuples(index=False):
-        adamw = base.get((r.dataset, r.metric), np.nan)
-        derived = r.mean - adamw
-        if np.isnan(derived) or abs(derived - r.change) > 3 * half_unit(r.metric) + 1e-9:
-            out.append(
-                dict(
-                    predictive=r.predictive,
-                    dataset=r.dataset,
-                    metric=r.metric,
-                    derived=derived,
-                    printed=r.change,
-                )
-            )
-    return pd.DataFrame(out, columns=["predictive", "dataset", "metric", "derived", "printed"])
-
-
-def ours_display(summary: pd.DataFrame) -> pd.DataFrame:
-    """Reproduced cells of the paper's rows (per dataset + Average) in display units."""
-    base = base_rows(summary)
-    if base.empty:
-        return pd.DataFrame(columns=["model", "dataset", "predictive", "metric", "ours", "ours_sem", "n"])
-    both = pd.concat([base, averages(base)], ignore_index=True)
-    keep = both.apply(lambda r: PAPER_ROWS.get(r.predictive, (None,))[0] == r.method, axis=1)
-    both = both[keep].copy()
-    scale = both.metric.map(lambda m: metric_info(m)[1])
-    both["ours"] = both["mean"].astype(float) * scale
-    both["ours_sem"] = both["sem"].astype(float) * scale
-    return both[["model", "dataset", "predictive", "metric", "ours", "ours_sem", "n"]].reset_index(drop=True)
-
-
-def compare(
-    summary: pd.DataFrame, paper: pd.DataFrame, z_max: float = Z_MAX
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(cells, lacking): every reproduced cell of the paper's rows and columns beside the paper's,
-    and the paper's cells the run does not have."""
-    ours = ours_display(summary)
-    run_datasets = set(base_rows(summary).dataset) if len(summary) else set()
-    comparable_avg = run_datasets == set(DATASET_ORDER)
-    ours = ours[ours.dataset.isin(DATASET_ORDER) | ((ours.dataset == AVERAGE) & comparable_avg)]
-    cells = ours.merge(
-        paper.rename(columns={"mean": "paper", "sem": "paper_sem", PAPER_CHANGE: "paper_change"}),
-        on=["predictive", "dataset", "metric"],
-        how="left",
-    )
-    cells["diff"] = cells.ours - cells.paper
-    se = np.sqrt(cells.ours_sem.astype(float) ** 2 + cells.paper_sem.astype(float) ** 2)
-    cells["z"] = np.where(se > 0, cells["diff"] / se.where(se > 0), np.nan)
-    half = cells.metric.map(half_unit)
-    by_z = cells.z.abs() <= z_max
-    by_rounding = cells["diff"].abs() <= half + 1e-9
-    cells["within_noise"] = np.where(cells.paper.isna(), None, np.where(se > 0, by_z, by_rounding))
-    cells["basis"] = np.where(cells.paper.isna(), "no paper value", np.where(se > 0, "z", "rounding"))
-    cells = _sorted(cells)
-    have = set(zip(ours.predictive, ours.dataset, ours.metric))
-    lacking = paper[[(p, d, m) not in have for p, d, m in zip(paper.predictive, paper.dataset, paper.metric)]]
-    reason = np.where(
-        lacking.dataset == AVERAGE,
-        "no comparable Average (the run does not cover exactly the paper's six datasets)"
-        if not comparable_avg
-        else "not in the run",
-        "not in the run",
-    )
-    lacking = lacking.assign(reason=reason).rename(columns={"mean": "paper", "sem": "paper_sem"})
-    lacking = lacking[["predictive", "label", "dataset", "metric", "paper", "paper_sem", "reason"]]
-    return cells, _sorted(lacking)
-
-
-def _sorted(df: pd.DataFrame) -> pd.DataFrame:
-    if df.empty:
-        return df.reset_index(drop=True)
-    key = {
-        "_d": df.dataset.map(lambda d: len(DATASET_ORDER) if d == AVERAGE else dataset_rank(d)),
-        "_p": df.predictive.map(predictive_rank),
-        "_m": df.metric.map(METRIC_KEYS.index),
-    }
-    cols = ["model", "_d", "_p", "_m"] if "model" in df else ["_d", "_p", "_m"]
-    return df.assign(**key).sort_values(cols, kind="stable").drop(columns=list(key)).reset_index(drop=True)
-
-
-# ------------------------------------------------------------------------------------- claims
-
-
-@dataclass
-class Claim:
-    id: str
-    text: str
-    metric: str
-    ours: str  # predictive
-    other: str  # predictive
-    kind: str  # "above" | "below" | "comparable"
-
-
-def _claims() -> list[Claim]:
-    out = [
-        Claim(
-            "acc_ivon_mean_above_adamw", "IVON@mean accuracy above AdamW", "acc", "ivon_mean", "map", "above"
-        )
-    ]
-    for m in ("ece", "nll", "brier"):
-        t = metric_info(m)[0].split()[0]
-        out.append(Claim(f"{m}_ivon_below_adamw", f"IVON {t} below AdamW", m, "ivon", "map", "below"))
-        out.append(
-            Claim(
-                f"{m}_ivon_below_mc_dropout", f"IVON {t} below MC Dropout", m, "ivon", "mc_dropout", "below"
-            )
-        )
-    for m in ("ece", "nll", "brier"):
-        t = metric_info(m)[0].split()[0]
-        for other, name in (("laplace_kfac", "LA (KFAC)"), ("swag", "SWAG")):
-            out.append(
-                Claim(
-                    f"{m}_ivon_comparable_{other}",
-                    f"IVON {t} comparable to {name}",
-                    m,
-                    "ivon",
-                    other,
-                    "comparable",
-                )
-            )
-    return out
-
-
-CLAIMS = _claims()
-
-
-def check_claims(
-    summary: pd.DataFrame, records: list[dict] | None = None, z_max: float = Z_MAX
-) -> pd.DataFrame:
-    """Each claim per model and column (datasets, then Average): holds / does not hold / cannot be
-    checked, with the numbers behind the verdict."""
-    ours = ours_display(summary)
-    cols = ["model", "claim", "text", "column", "verdict", "evidence"]
-    if ours.empty:
-        return pd.DataFrame(columns=cols)
-    labels = column_labels(base_rows(summary))
-    idx = {(r.model, r.dataset, r.predictive, r.metric): r for r in ours.itertuples(index=False)}
-    rows = []
-    for model in sorted(set(ours.model)):
-        columns = sorted(
-            {d for (mo, d, _, _) in idx if mo == model}, key=lambda d: (d == AVERAGE, dataset_rank(d), d)
-        )
-        for c in CLAIMS:
-            for d in columns:
-                a, b = idx.get((model, d, c.ours, c.metric)), idx.get((model, d, c.other, c.metric))
-                if a is None or b is None:
-                    lacking = " and ".join(p for p, r in ((c.ours, a), (c.other, b)) if r is None)
-                    rows.append([model, c.id, c.text, labels.get(d, d), "cannot be checked", f"no {lacking}"])
-                    continue
-                diff = a.ours - b.ours
-                se = math.sqrt(np.nansum([a.ours_sem**2, b.ours_sem**2]))
-                if c.kind == "above":
-                    ok = diff > 0
-                elif c.kind == "below":
-                    ok = diff < 0
-                else:  # not worse by more than z_max combined SEMs (half a printed unit without SEMs)
-                    ok = diff <= (z_max * se if se > 0 else half_unit(c.metric))
-                dec = metric_info(c.metric)[2] + 1
-                ev = f"{a.ours:.{dec}f} vs {b.ours:.{dec}f} (diff {diff:+.{dec}f}"
-                ev += f", combined SEM {se:.{dec}f})" if c.kind == "comparable" else ")"
-                rows.append([model, c.id, c.text, labels.get(d, d), "holds" if ok else "does not hold", ev])
-    rows += cost_claims(records or [])
-    return pd.DataFrame(rows, columns=cols)
-
-
-def median_step_seconds(run_dir: Path) -> float | None:
-    """Median seconds per training step between consecutive ``time/train_s`` rows of ``history.csv``
-    (the median skips the intervals that include a validation pass)."""
-    path = Path(run_dir) / "history.csv"
-    if not path.is_file():
-        return None
-    try:
-        h = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError):
-        return None
-    t = (
-        h[h.key == "time/train_s"][["step", "value"]]
-        .astype(float)
-        .drop_duplicates("step")
-        .sort_values("step")
-    )
-    t = pd.concat([pd.DataFrame({"step": [0.0], "value": [0.0]}), t], ignore_index=True)
-    per = (t.value.diff() / t.step.diff()).iloc[1:]
-    per = per[np.isfinite(per) & (per > 0)]
-    return float(per.median()) if len(per) else None
-
-
-def cost_claims(records: list[dict]) -> list[list]:
-    """IVON's median step time vs AdamW's, per dataset and model, from the runs' histories."""
-    if not records:
-        return []
-    times: dict[tuple[str, str, str], list[float]] = {}
-    labels: dict[str, str] = {}
-    for (dataset, model, method), recs in group_records(records).items():
-        if method not in ("adamw", "ivon"):
-            continue
-        labels[dataset] = dataset_label(recs[0])
-        for r in recs:
-            s = median_step_seconds(run_dir_of(r))
-            if s is not None:
-                times.setdefault((dataset, model, method), []).append(s)
-    rows = []
-    text = f"IVON step time at most {COST_RATIO_MAX}× AdamW's"
-    for dataset, model in sorted({(d, m) for d, m, _ in times} | {(d, m) for (d, m, me) in _groups(records)}):
-        a, b = times.get((dataset, model, "ivon")), times.get((dataset, model, "adamw"))
-        col = labels.get(dataset, DATASET_LABELS.get(dataset, dataset))
-        if not a or not b:
-            rows.append(
-                [
-                    model,
-                    "cost_ivon_step_time",
-                    text,
-                    col,
-                    "cannot be checked",
-                    "no history.csv timing for IVON and AdamW",
-                ]
-            )
-            continue
-        ratio = float(np.mean(a) / np.mean(b))
-        ev = f"{1000 * np.mean(a):.1f} ms vs {1000 * np.mean(b):.1f} ms per step (×{ratio:.2f}; {len(a)}/{len(b)} runs)"
-        rows.append(
-            [
-                model,
-                "cost_ivon_step_time",
-                text,
-                col,
-                "holds" if ratio <= COST_RATIO_MAX else "does not hold",
-                ev,
-            ]
-        )
-    return rows
-
-
-def _groups(records: list[dict]) -> list[tuple[str, str, str]]:
-    return [k for k in group_records(records) if k[2] in ("adamw", "ivon")]
-
-
-# ------------------------------------------------------------------------------------- report
+from bayeslora.results.paper_table import (
+    PAPER_SOURCE,
+    Z_MAX,
+    compare,
+    load_paper_table,
+    paper_average_mismatches,
+    paper_change_mismatches,
+)
 
 
 def _fmt(v, metric: str, extra: int, sign: bool = False) -> str:

@@ -22,15 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from bayeslora import metrics as M
-from bayeslora.errors import BayesLoraError
+from bayeslora.errors import BayesLoraError, EnsembleError
 from bayeslora.records import RunRecord, read_record, write_record
 from bayeslora.results.layout import BASELINE, DEFAULT_ECE_BINS, POSTHOC_SUFFIX
 from bayeslora.results.outputs import StagedOutputs
 from bayeslora.results.runs import AggregationError, group_records, run_dir_of
-
-
-class EnsembleError(BayesLoraError):
-    pass
 
 
 def posthoc_ensemble(run_dirs: list[Path], out_dir: Path, predictive: str = "map", n_bins: int = 10) -> dict:

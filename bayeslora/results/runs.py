@@ -13,15 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from bayeslora import metrics as M
-from bayeslora.errors import BayesLoraError
+from bayeslora.errors import AggregationError
 from bayeslora.records import RECORD_FILE
 from bayeslora.results.layout import DATASET_LABELS
 
 _REQUIRED = ("dataset", "model", "method", "seed", "config_hash")
-
-
-class AggregationError(BayesLoraError):
-    pass
 
 
 def load_records(exp_dir: Path) -> list[dict]:
@@ -87,6 +83,14 @@ def dataset_label(record: dict) -> str:
     paper's labels, then to the dataset name."""
     label = record.get("dataset_label")
     return str(label) if label else DATASET_LABELS.get(record["dataset"], record["dataset"])
+
+
+def run_label(records: list[dict]) -> str:
+    """The name of a training run's line in the figures: the label the record gives the predictive
+    its validation uses (``val_predictive``, else its first table row), else the method's name."""
+    r = records[0]
+    pred = r.get("val_predictive") or next(iter(r.get("table_rows") or []), None)
+    return str((r.get("labels") or {}).get(pred) or r["method"])
 
 
 def metrics_of(record: dict, split: str | None) -> dict:

@@ -50,6 +50,12 @@ COLUMNS = [*CSV_COLUMNS, "dataset_label"]
 KEY = ["dataset", "model", "method", "predictive", "metric"]
 
 
+def sem(values) -> float:
+    """Standard error of the mean over seeds: sample std (ddof=1) / sqrt(n); NaN for n < 2."""
+    x = pd.Series(values, dtype=float)
+    return float(x.sem(ddof=1)) if len(x) > 1 else float("nan")
+
+
 def _seeds_str(seeds) -> str:
     return " ".join(map(str, sorted(seeds)))
 
@@ -125,7 +131,7 @@ def summarize(
             label=("label", "first"),
             n=("value", "size"),
             mean=("value", "mean"),
-            sem=("value", "sem"),
+            sem=("value", sem),
             seeds=("seed", _seeds_str),
             covered=("covered", lambda c: set().union(*c)),
             dirty=("dirty", "any"),
