@@ -10,14 +10,11 @@ import pytest
 import torch
 
 from bayeslora.config import CONF_DIR
-from bayeslora.data import build_task, eval_batches
+from bayeslora.data import eval_batches
 from bayeslora.errors import ConfigError
-from bayeslora.models import build_model
-from bayeslora.predictives import EvalContext
 from bayeslora.predictives.sampling import lora_vector, set_dropout
 from bayeslora.predictives.swag import SWAGCollector
-from bayeslora.runner import build_predictives, run, to_device
-from bayeslora.utils.instantiate import instantiate
+from bayeslora.runner import build_predictives, fit, post_fit, run, setup
 
 METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
 
@@ -84,36 +81,32 @@ def test_swag_spread_keeps_deviations_from_the_whole_window():
     assert c.steps == [100 + 10 * i for i in range(11)]
 
 
-# -- helpers building a trained tiny context ----------------------------------------------------
-def _context(compose, tiny_overrides, method: str, steps: int = 3, extra=()):
-    cfg = compose(tiny_overrides + [f"method={method}", *extra])
-    model, tok = build_model(cfg.model, torch.device("cpu"), cfg.seed)
-    task = build_task(cfg.dataset, tok, 64, 16)
-    m = instantiate(cfg.method)
-    m.setup(model, task.class_ids, steps, len(task.train), cfg.seed)
-    ctx = EvalContext(model, m, task.class_ids, seed=cfg.seed)
-    preds = build_predictives(cfg, m.predictives)
-    for p in preds.values():
-        p.bind(ctx)
-    batches = m.batches(task.train, 4, cfg.seed, task.pad_id, 8)
-    for step in range(1, steps + 1):
-        model.train()
-        m.train_step(model, to_device(next(batches), torch.device("cpu")))
-        for p in preds.values():
-            p.on_train_step(ctx, step)
-    for p in preds.values():
-        p.post_fit(ctx, lambda: (b for _, b in eval_batches(task.train, 8, task.pad_id)))
-    _, batch = next(eval_batches(task.evals["validation"], 8, task.pad_id))
-    return cfg, ctx, preds, batch
-
-
+# -- helpers: a tiny run through the runner's own setup and step loop --------------------------
+# The sizes of these runs (no periodic validation: nothing here reads it)
+SIZES = ["trainer.max_length=64", "eval.max_examples=16", "trainer.eval_every=0"]
 SWAG_EARLY = ("predictive.swag.start_step=1", "predictive.swag.interval=1")
+
+
+def _context(compose, tiny_overrides, method: str, steps: int = 3, extra=(), swag_early=False):
+    """A tiny ``method`` run as the runner builds it (:func:`runner.setup`), trained ``steps`` steps
+    by :func:`runner.fit`, its predictives' post-fit work done, and one validation batch of 8.
+    ``swag_early``: SWAG collects from step 1 at every step (where the method has a SWAG row)."""
+    overrides = [*tiny_overrides, *SIZES, f"method={method}", f"trainer.max_steps={steps}"]
+    if swag_early and "swag" in compose(overrides).method.predictives:
+        overrides += SWAG_EARLY
+    r = setup(compose([*overrides, *extra]))
+    fit(r, loggers=[])
+    post_fit(r)
+    _, batch = next(eval_batches(r.task.evals["validation"], 8, r.task.pad_id))
+    return r, batch
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_predictive_returns_normalised_samples(compose, tiny_overrides, method):
-    _, ctx, preds, batch = _context(compose, tiny_overrides, method, extra=SWAG_EARLY)
-    for name, p in preds.items():
+    r, batch = _context(compose, tiny_overrides, method, swag_early=True)
+    ctx = r.ctx
+    assert ctx.sample_chunk == r.cfg.eval.sample_chunk == 10  # the config's, as in a run
+    for name, p in r.predictives.items():
         probs = p.predict(ctx, batch).exp()  # predictives return log-probabilities
         s = len(ctx.method.members) if name == "ensemble" else p.n_samples
         assert probs.shape == (s, 8, 4), name
@@ -121,17 +114,16 @@ def test_every_predictive_returns_normalised_samples(compose, tiny_overrides, me
         torch.testing.assert_close(probs.sum(-1), torch.ones(s, 8), atol=1e-5, rtol=0)
 
 
-def test_predictives_refuse_the_wrong_run(compose, tiny_overrides):
-    cfg, ctx, _, _ = _context(compose, tiny_overrides, "adamw", steps=1, extra=SWAG_EARLY)
-    for name in ("ivon", "ivon_tau", "ensemble"):
-        for p in build_predictives(cfg, [name]).values():
-            with pytest.raises(ConfigError, match="method="):
-                p.bind(ctx)
+@pytest.mark.parametrize("name", ["ivon", "ivon_tau", "ensemble"])
+def test_predictives_refuse_the_wrong_run(compose, tiny_overrides, name):
+    cfg = compose([*tiny_overrides, *SIZES, "method=adamw", f"method.predictives=[map,{name}]"])
+    with pytest.raises(ConfigError, match="method="):
+        setup(cfg)
 
 
 def test_swag_start_after_last_step_is_refused_before_training(compose, tiny_overrides):
     with pytest.raises(ConfigError, match="start_step=50 is after the last step"):
-        _context(compose, tiny_overrides, "adamw", steps=3, extra=("predictive.swag.start_step=50",))
+        setup(compose([*tiny_overrides, *SIZES, "trainer.max_steps=3", "predictive.swag.start_step=50"]))
 
 
 # -- batched sampling ----------------------------------------------------------------------------
@@ -145,12 +137,15 @@ def test_swag_start_after_last_step_is_refused_before_training(compose, tiny_ove
     ],
 )
 def test_batched_samples_equal_sequential_passes(compose, tiny_overrides, method, name, quant):
-    _, ctx, preds, batch = _context(
-        compose, tiny_overrides, method, extra=(*SWAG_EARLY, f"model.quantization={quant}")
+    r, batch = _context(
+        compose, tiny_overrides, method, extra=(f"model.quantization={quant}",), swag_early=True
     )
+    ctx = r.ctx
     # (τ = 0 draws the mean every time)
     chosen = [
-        p for n, p in preds.items() if n.startswith(name) and p.n_samples > 1 and getattr(p, "tau", 1) > 0
+        p
+        for n, p in r.predictives.items()
+        if n.startswith(name) and p.n_samples > 1 and getattr(p, "tau", 1) > 0
     ]
     assert chosen
     for p in chosen:
@@ -163,8 +158,8 @@ def test_batched_samples_equal_sequential_passes(compose, tiny_overrides, method
 
 
 def test_batched_mc_dropout_has_the_same_distribution(compose, tiny_overrides):
-    _, ctx, preds, batch = _context(compose, tiny_overrides, "adamw", extra=SWAG_EARLY)
-    p = preds["mc_dropout"]
+    r, batch = _context(compose, tiny_overrides, "adamw", swag_early=True)
+    ctx, p = r.ctx, r.predictives["mc_dropout"]
     p.n_samples = 200
     ctx.sample_chunk = 1
     sequential = p.predict(ctx, batch).exp()
@@ -177,7 +172,8 @@ def test_batched_mc_dropout_has_the_same_distribution(compose, tiny_overrides):
 
 # -- MC dropout -----------------------------------------------------------------------------------
 def test_mc_dropout_samples_differ_and_map_is_deterministic(compose, tiny_overrides):
-    cfg, ctx, preds, batch = _context(compose, tiny_overrides, "adamw", extra=SWAG_EARLY)
+    r, batch = _context(compose, tiny_overrides, "adamw", swag_early=True)
+    ctx, preds = r.ctx, r.predictives
     mc = preds["mc_dropout"].predict(ctx, batch)
     assert not torch.allclose(mc[0], mc[1]), "dropout samples must differ"
     a, b = preds["map"].predict(ctx, batch), preds["map"].predict(ctx, batch)
@@ -189,7 +185,7 @@ def test_mc_dropout_samples_differ_and_map_is_deterministic(compose, tiny_overri
 
 # -- IVON -----------------------------------------------------------------------------------------
 def test_ivon_variance_is_the_optimizers_sampling_variance(compose, tiny_overrides):
-    _, ctx, _, _ = _context(compose, tiny_overrides, "ivon", steps=3)
+    ctx = _context(compose, tiny_overrides, "ivon", steps=3)[0].ctx
     opt, method = ctx.method.optimizer, ctx.method
     group = opt.param_groups[0]
     v = method.posterior_variance()
@@ -207,15 +203,14 @@ def test_ivon_variance_is_the_optimizers_sampling_variance(compose, tiny_overrid
 
 
 def test_ivon_state_dict_keeps_the_step_counter(compose, tiny_overrides):
-    cfg, ctx, _, _ = _context(compose, tiny_overrides, "ivon", steps=3)
-    state = ctx.method.state_dict()
-    assert state["ivon_current_step"] == 3 == ctx.method.optimizer.current_step
-    fresh = instantiate(cfg.method)
-    fresh.setup(ctx.model, ctx.class_ids, 3, 64, cfg.seed)
+    r = _context(compose, tiny_overrides, "ivon", steps=3)[0]
+    state = r.method.state_dict()
+    assert state["ivon_current_step"] == 3 == r.method.optimizer.current_step
+    fresh = setup(r.cfg).method  # the same run, set up again and not trained
     assert fresh.optimizer.current_step == 0
     fresh.load_state_dict(state)
     assert fresh.optimizer.current_step == 3
-    torch.testing.assert_close(fresh.posterior_variance(), ctx.method.posterior_variance())
+    torch.testing.assert_close(fresh.posterior_variance(), r.method.posterior_variance())
 
 
 @pytest.mark.parametrize(
@@ -262,8 +257,8 @@ def test_ivon_run_tau_zero_is_exactly_the_mean(compose, tiny_overrides):
 
 # -- ensembles ------------------------------------------------------------------------------------
 def test_ensemble_of_identical_members_equals_the_member(compose, tiny_overrides):
-    _, ctx, preds, batch = _context(compose, tiny_overrides, "ensemble", steps=2)
-    model, method = ctx.model, ctx.method
+    r, batch = _context(compose, tiny_overrides, "ensemble", steps=2)
+    ctx, preds, model, method = r.ctx, r.predictives, r.model, r.method
     assert method.seeds == [21000, 21001, 21002]
     with method.member(model, "member0"):
         a0 = lora_vector(model)
@@ -317,7 +312,8 @@ def test_ivon_predictive_draws_have_the_posterior_moments(compose, tiny_override
     on the draws themselves (a std of τ·v instead of √(τ·v) is off by orders of magnitude)."""
     import bayeslora.predictives.ivon as ivon_mod
 
-    _, ctx, _, batch = _context(compose, tiny_overrides, "ivon", steps=3)
+    r, batch = _context(compose, tiny_overrides, "ivon", steps=3)
+    ctx = r.ctx
     draws = []
 
     def record(ctx_, batch_, weights, n):
@@ -340,8 +336,9 @@ def test_ivon_predictive_draws_have_the_posterior_moments(compose, tiny_override
 
 def test_trained_ensemble_uses_each_member_adapter(compose, tiny_overrides):
     """Row k of the ensemble predictive is a forward with adapter k active (set here through peft)."""
-    _, ctx, preds, batch = _context(compose, tiny_overrides, "ensemble", steps=2)
-    out = preds["ensemble"].predict(ctx, batch)
+    r, batch = _context(compose, tiny_overrides, "ensemble", steps=2)
+    ctx = r.ctx
+    out = r.predictives["ensemble"].predict(ctx, batch)
     model = ctx.model
     previous = model.active_adapter
     for k in range(3):
@@ -359,31 +356,29 @@ def test_swag_snapshots_follow_the_schedule_of_a_real_run(compose, tiny_override
     weights at exactly those steps (recorded here at every step), and D's columns are the spread ones."""
     cfg = compose(
         tiny_overrides
+        + SIZES
         + [
             "method=adamw",
+            "method.predictives=[swa,swag]",
+            "trainer.max_steps=12",
             "predictive.swag.start_step=2",
             "predictive.swag.interval=3",
             "predictive.swag.rank=2",
         ]
     )
-    model, tok = build_model(cfg.model, torch.device("cpu"), cfg.seed)
-    task = build_task(cfg.dataset, tok, 64, 16)
-    m = instantiate(cfg.method)
-    m.setup(model, task.class_ids, 12, len(task.train), cfg.seed)
-    ctx = EvalContext(model, m, task.class_ids, seed=cfg.seed)
-    preds = build_predictives(cfg, ["swa", "swag"])
-    for p in preds.values():
-        p.bind(ctx)
-    batches = m.batches(task.train, 4, cfg.seed, task.pad_id, 8)
-    seen = {}
-    for step in range(1, 13):
-        model.train()
-        m.train_step(model, to_device(next(batches), torch.device("cpu")))
-        seen[step] = lora_vector(model).clone()
-        for p in preds.values():
-            p.on_train_step(ctx, step)
-    for p in preds.values():
-        p.post_fit(ctx, None)
+    r = setup(cfg)
+    ctx, preds = r.ctx, r.predictives
+    seen = {}  # the LoRA weights after every optimizer step of the runner's loop
+    train_step = r.method.train_step
+
+    def recording_step(model, batch):
+        loss = train_step(model, batch)
+        seen[len(seen) + 1] = lora_vector(model).clone()
+        return loss
+
+    r.method.train_step = recording_step
+    assert fit(r, loggers=[]) == 12 and sorted(seen) == list(range(1, 13))
+    post_fit(r)
     c = preds["swag"].collector(ctx)
     assert c is preds["swa"].collector(ctx), "swa and swag share one collection"
     assert c.steps == [2, 5, 8, 11]
@@ -403,7 +398,7 @@ def test_swag_constant_lr_holds_the_learning_rate_from_the_first_snapshot(compos
         "predictive.swag.interval=1",
         "predictive.swag.constant_lr=0.0007",
     )
-    _, ctx, _, _ = _context(compose, tiny_overrides, "adamw", steps=5, extra=extra)
-    assert ctx.method.current_lr() == pytest.approx(0.0007)
-    _, ctx, _, _ = _context(compose, tiny_overrides, "adamw", steps=5, extra=SWAG_EARLY)
-    assert ctx.method.current_lr() != pytest.approx(0.0007)
+    r, _ = _context(compose, tiny_overrides, "adamw", steps=5, extra=extra)
+    assert r.method.current_lr() == pytest.approx(0.0007)
+    r, _ = _context(compose, tiny_overrides, "adamw", steps=5, swag_early=True)
+    assert r.method.current_lr() != pytest.approx(0.0007)
