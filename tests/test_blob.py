@@ -11,13 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from bayeslora.data import build_task, eval_batches
+from bayeslora.data import eval_batches
 from bayeslora.errors import ConfigError
 from bayeslora.methods.blob import BLoBMethod, kl_cycle_length, kl_weight
-from bayeslora.models import build_model
-from bayeslora.predictives import EvalContext
-from bayeslora.runner import build_predictives, run, to_device
+from bayeslora.predictives.sampling import set_dropout
+from bayeslora.runner import run, setup
 from bayeslora.utils.instantiate import instantiate
+
+# The tiny runs here: 10 steps planned (the learning-rate schedule's length), short prompts, 16
+# evaluation rows, no periodic validation.
+SIZES = ["trainer.max_steps=10", "trainer.max_length=64", "eval.max_examples=16", "trainer.eval_every=0"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,18 +32,17 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def _blob(compose, tiny_overrides, steps: int = 2, extra=(), train=True):
-    """A tiny BLoB run set up (and trained ``steps`` steps): cfg, model, method, task, batches."""
-    cfg = compose(tiny_overrides + ["method=blob", *extra])
-    model, tok = build_model(cfg.model, torch.device("cpu"), cfg.seed)
-    task = build_task(cfg.dataset, tok, 64, 16)
-    method = instantiate(cfg.method)
-    method.setup(model, task.class_ids, 10, len(task.train), cfg.seed)
-    batches = method.batches(task.train, 4, cfg.seed, task.pad_id, 8)
+def _blob(compose, tiny_overrides, steps: int = 2, extra=(), train=True, seed=None):
+    """A tiny BLoB run as the runner sets it up (:func:`runner.setup`), trained ``steps`` optimizer
+    steps: the run, and its training batch stream (the next batches, for per-step checks)."""
+    seeded = [] if seed is None else [f"seed={seed}"]
+    r = setup(compose([*tiny_overrides, *SIZES, "method=blob", *seeded, *extra]))
+    tr = r.cfg.trainer
+    batches = r.method.batches(r.task.train, tr.batch_size, r.cfg.seed, r.task.pad_id, tr.pad_to_multiple_of)
     for _ in range(steps if train else 0):
-        model.train()
-        method.train_step(model, to_device(next(batches), torch.device("cpu")))
-    return cfg, model, method, task, batches
+        r.model.train()
+        r.method.train_step(r.model, next(batches))
+    return r, batches
 
 
 def _perturb_std(method, lo=0.3, hi=0.6, seed=0):
@@ -53,9 +55,13 @@ def _perturb_std(method, lo=0.3, hi=0.6, seed=0):
 
 # -- the variational parameters ---------------------------------------------------------------------
 def test_setup_parameterisation_and_optimizer_split(compose, tiny_overrides):
-    cfg, model, method, _, _ = _blob(compose, tiny_overrides, train=False)
+    r, _ = _blob(compose, tiny_overrides, train=False)
+    cfg, model, method = r.cfg, r.model, r.method
     assert isinstance(method, BLoBMethod) and method.kl_cycle == 128  # N = 64, batch 4
     assert len(method.sites) == 4  # q_proj, v_proj x 2 layers
+    # the run's LoRA dropout is BLoB's (method.lora_dropout = 0), not the model config's 0.1
+    assert cfg.model.lora.dropout == 0.1 and cfg.method.lora_dropout == 0.0
+    assert set_dropout(model, False) == 0, "no LoRA dropout module"
     for s in method.sites:
         assert s.g.shape == s.mean.shape == (8, 64) and s.g.requires_grad
         # g ~ U(eps/sqrt(2), eps), sigma = g^2
@@ -72,14 +78,15 @@ def test_setup_parameterisation_and_optimizer_split(compose, tiny_overrides):
     assert stds.isdisjoint(adam) and stds <= sgd and a_means <= adam and a_means <= sgd
     assert len(adam) == 8 and len(sgd) == 8  # B only in AdamW
     assert method.kl_optimizer.param_groups[0]["lr"] == cfg.method.kl_lr == 0.01
-    # a second setup on the same model replaces the hooks instead of stacking them
+    # a second setup on the same model (the method alone, on purpose) replaces the hooks instead of
+    # stacking them
     again = instantiate(cfg.method)
     again.setup(model, method.class_ids, 10, 64, cfg.seed)
     assert all(len(s.lora_A._forward_hooks) == 1 for s in again.sites)
 
 
 def test_kl_matches_the_closed_form(compose, tiny_overrides):
-    _, _, method, _, _ = _blob(compose, tiny_overrides, steps=1)
+    method = _blob(compose, tiny_overrides, steps=1)[0].method
     _perturb_std(method)
     beta = method.prior_std
     expected = 0.0
@@ -105,7 +112,7 @@ def _effective_A(site, x):
 
 
 def test_weight_samples_have_the_variational_mean_and_std(compose, tiny_overrides):
-    _, _, method, _, _ = _blob(compose, tiny_overrides, train=False)
+    method = _blob(compose, tiny_overrides, train=False)[0].method
     _perturb_std(method)
     site = method.sites[1]
     mu, sigma = site.mean.detach(), site.std.detach()
@@ -126,7 +133,7 @@ def test_weight_samples_have_the_variational_mean_and_std(compose, tiny_override
 
 @pytest.mark.parametrize("flipout", ["token", "example"])
 def test_flipout_noise_has_the_variational_mean_and_std(compose, tiny_overrides, flipout):
-    _, _, method, _, _ = _blob(compose, tiny_overrides, train=False, extra=[f"method.flipout={flipout}"])
+    method = _blob(compose, tiny_overrides, train=False, extra=[f"method.flipout={flipout}"])[0].method
     _perturb_std(method, seed=1)
     site = method.sites[2]
     mu, sigma = site.mean.detach(), site.std.detach()
@@ -175,7 +182,8 @@ def test_kl_weight_schedule():
 
 
 def test_train_step_weights_the_kl_and_only_sgd_moves_g(compose, tiny_overrides):
-    _, model, method, _, batches = _blob(compose, tiny_overrides, train=False, extra=["method.kl_lr=0"])
+    r, batches = _blob(compose, tiny_overrides, train=False, extra=["method.kl_lr=0"])
+    model, method = r.model, r.method
     assert method.kl_cycle == kl_cycle_length(64, 4, 8.0, True) == 128
     g0 = [p.detach().clone() for p in method.std_parameters()]
     a0 = [s.mean.detach().clone() for s in method.sites]
@@ -187,7 +195,8 @@ def test_train_step_weights_the_kl_and_only_sgd_moves_g(compose, tiny_overrides)
     assert all(s.mean.equal(a) for a, s in zip(a0, method.sites)), "B = 0 at step 1: no NLL gradient on A"
     assert all(p.abs().sum() > 0 for p in b), "AdamW moves B"
     # with the SGD step on, g moves: at step 2 (B != 0) by its NLL gradient plus π·∇KL
-    _, model, method, _, batches = _blob(compose, tiny_overrides, steps=1)
+    r, batches = _blob(compose, tiny_overrides, steps=1)
+    model, method = r.model, r.method
     g0 = [p.detach().clone() for p in method.std_parameters()]
     method.train_step(model, next(batches))
     assert not any(torch.equal(a, b) for a, b in zip(g0, method.std_parameters()))
@@ -195,13 +204,11 @@ def test_train_step_weights_the_kl_and_only_sgd_moves_g(compose, tiny_overrides)
 
 # -- predictives ----------------------------------------------------------------------------------
 def _ctx(compose, tiny_overrides, steps=2, extra=()):
-    cfg, model, method, task, _ = _blob(compose, tiny_overrides, steps=steps, extra=extra)
-    ctx = EvalContext(model, method, task.class_ids, seed=cfg.seed)
-    preds = build_predictives(cfg, method.predictives)
-    for p in preds.values():
-        p.bind(ctx)
-    _, batch = next(eval_batches(task.evals["validation"], 8, task.pad_id))
-    return cfg, ctx, preds, batch
+    """The run's evaluation context (the config's ``eval.sample_chunk``), its bound predictives and
+    one validation batch of 8."""
+    r, _ = _blob(compose, tiny_overrides, steps=steps, extra=extra)
+    _, batch = next(eval_batches(r.task.evals["validation"], 8, r.task.pad_id))
+    return r.cfg, r.ctx, r.predictives, batch
 
 
 def test_blob_mean_is_deterministic_and_blob_samples_differ(compose, tiny_overrides):
@@ -233,16 +240,14 @@ def test_batched_samples_equal_sequential_passes(compose, tiny_overrides, quant)
     assert not torch.equal(sequential[0], sequential[1]), "samples differ"
 
 
-def test_blob_predictives_refuse_other_runs(compose, tiny_overrides):
-    cfg = compose(tiny_overrides + ["method=adamw"])
-    model, tok = build_model(cfg.model, torch.device("cpu"), cfg.seed)
-    method = instantiate(cfg.method)
-    method.setup(model, [5, 6, 7, 8], 2, 64, cfg.seed)
-    ctx = EvalContext(model, method, [5, 6, 7, 8], seed=cfg.seed)
-    for name in ("blob", "blob_mean"):
-        for p in build_predictives(cfg, [name]).values():
-            with pytest.raises(ConfigError, match="method=adamw"):
-                p.bind(ctx)
+@pytest.mark.parametrize("name", ["blob", "blob_mean"])
+def test_blob_predictives_refuse_other_runs(compose, tiny_overrides, name):
+    cfg = compose([*tiny_overrides, *SIZES, "method=adamw", f"method.predictives=[map,{name}]"])
+    with pytest.raises(ConfigError, match="method=adamw"):
+        setup(cfg)
+
+
+def test_blob_settings_are_checked(compose):
     with pytest.raises(ConfigError, match="flipout"):
         instantiate(compose(["method=blob", "method.flipout=layer"]).method)
     with pytest.raises(ConfigError, match="method.prior_std"):
@@ -251,7 +256,8 @@ def test_blob_predictives_refuse_other_runs(compose, tiny_overrides):
 
 # -- resume -------------------------------------------------------------------------------------
 def test_state_dict_round_trip_resumes_bit_identically(compose, tiny_overrides):
-    cfg, model, method, task, batches = _blob(compose, tiny_overrides, steps=3)
+    r, batches = _blob(compose, tiny_overrides, steps=3)
+    model, method = r.model, r.method
     buf = io.BytesIO()  # serialised, as a checkpoint is (state_dict() shares live optimizer tensors)
     torch.save(method.state_dict(), buf)
     state = torch.load(io.BytesIO(buf.getvalue()), weights_only=False)
@@ -259,9 +265,8 @@ def test_state_dict_round_trip_resumes_bit_identically(compose, tiny_overrides):
     assert state["kl_step"] == 4 and set(state["sqrt_std"]) == {s.name for s in method.sites}
     nxt = next(batches)
 
-    fresh_model, _ = build_model(cfg.model, torch.device("cpu"), cfg.seed + 1)
-    fresh = instantiate(cfg.method)
-    fresh.setup(fresh_model, task.class_ids, 10, len(task.train), cfg.seed + 1)  # other init
+    other = _blob(compose, tiny_overrides, train=False, seed=r.cfg.seed + 1)[0]  # other init
+    fresh_model, fresh = other.model, other.method
     with torch.no_grad():  # the checkpoint restores the trainable tensors (g included) ...
         for n, p in fresh_model.named_parameters():
             if p.requires_grad and "lora_A_sqrt_std" not in n:
@@ -325,7 +330,7 @@ def test_blob_runs_end_to_end(compose, tiny_overrides, quantization):
     if quantization == "8bit":
         import bitsandbytes as bnb
 
-        model, _ = build_model(cfg.model, torch.device("cpu"), 0)
+        model = setup(cfg).model
         assert isinstance(
             model.get_base_model().model.layers[0].self_attn.q_proj.base_layer, bnb.nn.Linear8bitLt
         )
