@@ -1,6 +1,9 @@
-"""Paste results/tables/<exp>.md into README.md between its markers (<!-- <exp>-table:start/end -->).
+"""Paste an experiment's compact table into README.md between its markers (<!-- <exp>-table:start/end -->).
 
-python scripts/update_readme_table.py [--exp demo|mini] [--source results/reports/mini_summary.md]
+python scripts/update_readme_table.py [--exp mini] [--source results/reports/mini_summary.md]
+
+The source defaults to results/reports/<exp>_summary.md (written by scripts/mini_report.py), else
+results/tables/<exp>.md.
 """
 
 from __future__ import annotations
@@ -14,10 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--exp", default="demo")
-    ap.add_argument("--source", type=Path, default=None, help="default: results/tables/<exp>.md")
+    ap.add_argument("--exp", default="mini")
+    ap.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        help="default: results/reports/<exp>_summary.md, else results/tables/<exp>.md",
+    )
     args = ap.parse_args()
-    source = args.source or ROOT / "results" / "tables" / f"{args.exp}.md"
+    summary = ROOT / "results" / "reports" / f"{args.exp}_summary.md"
+    source = args.source or (summary if summary.is_file() else ROOT / "results" / "tables" / f"{args.exp}.md")
     table = source.read_text(encoding="utf-8").strip()
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
