@@ -304,6 +304,8 @@ def post_fit(run: Run) -> None:
             yield to_device(batch, run.device)
 
     for name, p in run.predictives.items():
+        if type(p).post_fit is not Predictive.post_fit:
+            log.info("post-fit %s (%d training examples)", name, len(task.train))
         t0 = time.perf_counter()
         p.post_fit(run.ctx, post_fit_batches)
         run.record.post_fit_seconds[name] = round(time.perf_counter() - t0, 3)
@@ -320,6 +322,7 @@ def evaluate(run: Run) -> dict[str, dict[str, float]]:
     for split, data in task.evals.items():
         run.outputs[f"{split}/labels"] = data.labels
         record.splits[split] = {}
+        log.info("eval %s (%d examples): %s", split, len(data), ", ".join(run.predictives))
         for name, p in run.predictives.items():
             t0 = time.perf_counter()
             logp = predict_split(
