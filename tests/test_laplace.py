@@ -3,15 +3,14 @@ against laplace-torch (KFAC and diagonal Laplace with its Curvlinops GGN backend
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from bayeslora.data import build_task, eval_batches
-from bayeslora.models import build_model
-from bayeslora.predictives import EvalContext
+from bayeslora.data import eval_batches
 from bayeslora.predictives.laplace import (
     Curvature,
     LaplacePredictive,
@@ -22,26 +21,28 @@ from bayeslora.predictives.laplace import (
     lora_modules,
     rebatch,
 )
-from bayeslora.runner import run
-from bayeslora.utils.instantiate import instantiate
+from bayeslora.runner import fit, run, setup
+
+# A tiny AdamW run of 20 steps at a high learning rate (so LoRA B != 0 and A has curvature)
+TRAINED = [
+    "method.lr=1e-2",
+    "method.predictives=[map]",
+    "trainer.max_steps=20",
+    "trainer.eval_every=0",
+    "trainer.max_length=64",
+    "eval.max_examples=16",
+]
 
 
 @pytest.fixture
 def trained(compose, tiny_overrides):
-    """A tiny AdamW-trained model (so LoRA B != 0) in eval mode, with a few evaluation batches."""
-    cfg = compose(tiny_overrides + ["method.lr=1e-2"])
-    model, tok = build_model(cfg.model, torch.device("cpu"), cfg.seed)
-    task = build_task(cfg.dataset, tok, 64, 16)
-    method = instantiate(cfg.method)
-    method.setup(model, task.class_ids, 20, len(task.train), cfg.seed)
-    batches = method.batches(task.train, 4, cfg.seed, task.pad_id, 8)
-    for _ in range(20):
-        model.train()
-        method.train_step(model, next(batches))
-    model.eval()
-    ctx = EvalContext(model, method, task.class_ids, seed=cfg.seed)
-    evals = [b for _, b in eval_batches(task.evals["validation"], 3, task.pad_id)][:2]
-    return ctx, evals
+    """The evaluation context of a tiny AdamW run trained by the runner (:func:`runner.setup`,
+    :func:`runner.fit`), the model in eval mode, and two evaluation batches of 3."""
+    r = setup(compose(tiny_overrides + TRAINED))
+    assert fit(r, loggers=[]) == 20
+    r.model.eval()
+    evals = [b for _, b in eval_batches(r.task.evals["validation"], 3, r.task.pad_id)][:2]
+    return r.ctx, evals
 
 
 def _jacobian(ctx, batch, params):
@@ -479,7 +480,7 @@ def test_both_laplace_rows_share_one_jacobian_pass_per_batch(trained, monkeypatc
     assert len(calls) == len(batches)  # not 2 x len(batches)
     assert not ctx.shared[laplace.PENDING_KEY]  # every covariance handed over was used
     for structure in ("kfac", "diag"):
-        alone_ctx = EvalContext(ctx.model, ctx.method, ctx.class_ids, seed=ctx.seed)
+        alone_ctx = dataclasses.replace(ctx, shared={})  # the same run, nothing shared yet
         (p,) = rows(alone_ctx, [structure])
         calls.clear()
         alone = [p.predict(alone_ctx, b) for b in batches]
