@@ -51,7 +51,7 @@ demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 
 mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M bf16 on ARC-E, AdamW + IVON x 3 seeds + zero-shot; needs BAYESLORA_DATA_DIR)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=mini $(ARGS)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train experiment=mini method=adamw method.name=zero_shot \
-		trainer.max_steps=0 'method.predictives=[zero_shot]' method.val_predictive=zero_shot seed=21 $(ARGS)
+		trainer.max_steps=0 'predictive=[zero_shot]' method.val_predictive=zero_shot seed=21 $(ARGS)
 	$(MAKE) mini-tables
 
 mini-tables: ## Rebuild the miniature's table, figures, paper report and results/reports/mini.md from its committed records

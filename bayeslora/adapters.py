@@ -253,8 +253,6 @@ def adapter_model(cfg: DictConfig, device: torch.device, spec: AdapterSpec):
 class FixedAdapter(Method):
     """The method of an evaluation run: an adapter trained elsewhere, no optimizer, no training step."""
 
-    posterior_hint = "pass ivon_posterior=<IVON run folder>/ivon_posterior.pt"
-
     def __init__(self, name: str, predictives: list[str], val_predictive: str = "map"):
         super().__init__(name, predictives, val_predictive)
 

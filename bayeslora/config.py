@@ -27,7 +27,21 @@ def adapter_name(adapter: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._+=-]", "-", name)
 
 
+def composed_predictives(*, _root_: DictConfig) -> list[str]:
+    """The names of the predictive configs a run composed (``predictive.<name>`` with a ``_target_``),
+    in the order of the defaults lists: a method's rows (``method.predictives`` defaults to them).
+    Fragments that only tune a predictive the method does not compose (e.g. an experiment's
+    ``predictive.swag.interval`` in an IVON run) are not rows."""
+    node = _root_.get("predictive") or {}
+    return [
+        name
+        for name, sub in node.items_ex(resolve=False)
+        if isinstance(sub, DictConfig) and "_target_" in sub
+    ]
+
+
 OmegaConf.register_new_resolver("bayeslora.adapter_name", adapter_name, replace=True)
+OmegaConf.register_new_resolver("bayeslora.predictives", composed_predictives, replace=True)
 
 
 def compose_config(

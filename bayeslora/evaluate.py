@@ -1,7 +1,7 @@
 """Bayesian predictions for any LoRA adapter: ``python -m bayeslora.evaluate`` (``bayeslora-evaluate``).
 
     python -m bayeslora.evaluate model=smollm2_135m dataset=arc_e adapter=/path/to/peft_adapter \\
-        'predictives=[map,mc_dropout,laplace_kfac,laplace_diag]' [eval.max_examples=100] [...]
+        'predictive=[map,mc_dropout,laplace_kfac,laplace_diag]' [eval.max_examples=100] [...]
 
 Hydra overrides of ``conf/evaluate.yaml``, as for training. The base model loads as in a training
 run, the adapter (a PEFT LoRA folder or hub id; ``adapter=null``: none, the zero-shot rows of
@@ -52,8 +52,9 @@ class CheckError(ConfigError):
 def check(cfg: DictConfig):
     """Everything that can be checked before the model loads; returns the adapter (or None)."""
     from bayeslora.adapters import read_adapter
+    from bayeslora.contracts import GaussianPosterior
+    from bayeslora.predictives import build_predictive
     from bayeslora.schema import validate
-    from bayeslora.utils.instantiate import instantiate
     from bayeslora.utils.secrets import refuse_secret_keys
 
     refuse_secret_keys(OmegaConf.to_container(cfg, resolve=False))
@@ -65,20 +66,16 @@ def check(cfg: DictConfig):
         raise ConfigError(
             f"an adapter evaluation trains nothing: trainer.max_steps must be 0, not {cfg.trainer.max_steps}"
         )
-    names = OmegaConf.to_container(cfg.predictives, resolve=True) if cfg.get("predictives") else None
-    if not names or not all(isinstance(n, str) for n in names):
-        raise ConfigError("predictives must be a non-empty list of predictive names, e.g. predictives=[map]")
-    known = sorted(cfg.predictive)
-    for name in names:
-        if name not in known:
-            raise ConfigError(f"unknown predictive {name!r} in predictives; known: {', '.join(known)}")
+    names = list(cfg.method.predictives)
+    if not names:
+        raise ConfigError("no predictive to evaluate: name the rows with predictive=[map,...]")
     spec = None if cfg.adapter is None else read_adapter(cfg.adapter)
     dropout = float(cfg.model.lora.dropout) if spec is None else spec.dropout
     dropout_from = (
         "model.lora.dropout" if spec is None else f"lora_dropout in {spec.folder}/adapter_config.json"
     )
     for name in names:
-        p = instantiate(cfg.predictive[name])
+        p = build_predictive(cfg.predictive[name])
         if p.needs_training:
             raise ConfigError(
                 f"predictive {name!r} ({p.label}) needs the training trajectory ({p.needs_training}), "
@@ -89,7 +86,7 @@ def check(cfg: DictConfig):
                 f"predictive {name!r} ({p.label}) samples the LoRA dropout masks and needs the adapter's "
                 f"dropout rate above 0, but it is {dropout:g} ({dropout_from})"
             )
-        if p.needs_posterior and cfg.ivon_posterior is None:
+        if p.requires is GaussianPosterior and cfg.ivon_posterior is None:
             raise ConfigError(
                 f"predictive {name!r} ({p.label}) needs an IVON posterior over the adapter's weights: pass "
                 f"ivon_posterior=<IVON run folder>/ivon_posterior.pt"

@@ -1,8 +1,8 @@
 """Run records: one self-describing ``metrics.json`` per run, written atomically.
 
-The aggregator reads only these files. ``config_hash`` covers the resolved config minus the seed,
-paths, logging and launch settings, and minus the predictives the run does not evaluate, so every
-seed of one configuration shares one hash.
+The aggregator reads only these files. ``config_hash`` covers the resolved config minus the seed and
+the settings that do not change what is computed (:data:`NOT_HASHED`), and minus the predictives the
+run does not evaluate, so every seed of one configuration shares one hash.
 """
 
 from __future__ import annotations
@@ -22,26 +22,38 @@ from bayeslora.errors import RecordClashError
 from bayeslora.utils.atomic import atomic_write_text
 
 RECORD_FILE = "metrics.json"
-# Top-level keys that do not change what is computed.
-NOT_HASHED = ("seed", "paths", "logger", "overwrite", "run_dir", "exp_name", "hydra", "launcher")
-# trainer keys that only change how it is shown or scheduled.
-NOT_HASHED_TRAINER = ("progress_bar", "num_threads", "log_every")
-# dataset keys that only change how it is shown (its column label).
-NOT_HASHED_DATASET = ("label",)
+# Settings that do not change what a run computes, by section ("" = top level, "predictive.*" = each
+# predictive): naming, paths, logging and launch; how it is shown (labels, row order, progress,
+# log cadence); and speed or storage only (threads, samples per batched forward, checkpoint cadence,
+# whether preds.npz is kept). Changing one of them keeps the config hash, so a seed rerun with a
+# smaller eval.sample_chunk (for memory) still aggregates with the others.
+NOT_HASHED: dict[str, tuple[str, ...]] = {
+    "": ("seed", "paths", "logger", "overwrite", "run_dir", "exp_name", "hydra", "launcher"),
+    "trainer": ("progress_bar", "num_threads", "log_every", "checkpoint_every", "keep_checkpoint"),
+    "eval": ("sample_chunk", "save_predictions"),
+    "dataset": ("label",),
+    "predictive.*": ("label", "table_rank"),
+}
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "hydra-core", "ivon-opt", "wandb")
 SCHEMA_VERSION = 1
 
 
+def _without(section: Any, keys: tuple[str, ...]) -> Any:
+    return {k: v for k, v in section.items() if k not in keys} if isinstance(section, dict) else section
+
+
 def hashed_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config minus :data:`NOT_HASHED` and minus the predictives the run does not use."""
     c = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    out = {k: v for k, v in c.items() if k not in NOT_HASHED}
-    if "trainer" in out:
-        out["trainer"] = {k: v for k, v in out["trainer"].items() if k not in NOT_HASHED_TRAINER}
-    if isinstance(out.get("dataset"), dict):
-        out["dataset"] = {k: v for k, v in out["dataset"].items() if k not in NOT_HASHED_DATASET}
+    out = _without(c, NOT_HASHED[""])
+    for section in ("trainer", "eval", "dataset"):
+        if section in out:
+            out[section] = _without(out[section], NOT_HASHED[section])
     if "predictive" in out and "method" in out:
         used = set(out["method"].get("predictives", [])) | {out["method"].get("val_predictive")}
-        out["predictive"] = {k: v for k, v in out["predictive"].items() if k in used}
+        out["predictive"] = {
+            k: _without(v, NOT_HASHED["predictive.*"]) for k, v in out["predictive"].items() if k in used
+        }
     return out
 
 
@@ -104,6 +116,8 @@ class RunRecord:
     labels: dict[str, str] = field(default_factory=dict)
     # predictives that are rows of the main table (the others, e.g. the τ grid, feed figures)
     table_rows: list[str] = field(default_factory=list)
+    # predictive -> its row order in tables and figures (conf/predictive/<name>.yaml ``table_rank``)
+    ranks: dict[str, int] = field(default_factory=dict)
     # per predictive: scalars it reports (e.g. Laplace's tuned prior precision and fit time)
     predictive_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_train: int | None = None

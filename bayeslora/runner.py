@@ -36,7 +36,7 @@ from bayeslora.data import TaskData, build_task, eval_batches
 from bayeslora.errors import ConfigError, TrainingDivergedError
 from bayeslora.loggers import CSVLogger, flatten, instantiate_loggers
 from bayeslora.models import build_model, lora_parameters
-from bayeslora.predictives import EvalContext, Predictive
+from bayeslora.predictives import EvalContext, Predictive, build_predictive
 from bayeslora.records import RunRecord, config_hash, git_info, package_versions, should_skip, write_record
 from bayeslora.utils.device import peak_memory_mb, resolve_device
 from bayeslora.utils.instantiate import instantiate
@@ -72,14 +72,20 @@ class Run:
 
 
 def build_predictives(cfg: DictConfig, names: list[str]) -> dict[str, Predictive]:
+    """The predictives ``names`` (each composed as ``predictive.<name>``), by table row name; a grid
+    predictive expands into one row per grid point, each with the grid's ``table_rank``."""
     known = cfg.get("predictive") or {}
     out = {}
     for name in names:
-        if name not in known:
+        if name not in known or "_target_" not in known[name]:
             raise ConfigError(
-                f"unknown predictive {name!r}; known: {sorted(known)} (each is a conf/predictive/<name>.yaml)"
+                f"unknown predictive {name!r}: the run composes {sorted(known)}; add its config with "
+                f"predictive=[...,{name}] (each is a conf/predictive/<name>.yaml)"
             )
-        out.update(instantiate(known[name]).expand(name))
+        predictive = build_predictive(known[name])
+        for row, p in predictive.expand(name).items():
+            p.table_rank = predictive.table_rank
+            out[row] = p
     return out
 
 
@@ -197,6 +203,7 @@ def setup(
         method=method,
         class_ids=task.class_ids,
         seed=int(cfg.seed),
+        total_steps=int(cfg.trainer.max_steps),
         sample_chunk=int(cfg.eval.sample_chunk),
         progress=bool(cfg.trainer.progress_bar),
     )
@@ -206,6 +213,7 @@ def setup(
         p.bind(ctx)
     record.labels = {name: p.label for name, p in predictives.items()}
     record.table_rows = [name for name, p in predictives.items() if p.in_table]
+    record.ranks = {name: p.table_rank for name, p in predictives.items() if p.table_rank is not None}
     return Run(cfg, record, device, model, tokenizer, task, method, ctx, predictives, val_predictive)
 
 

@@ -162,8 +162,8 @@ SETTINGS: dict[str, Check] = {
     "predictive.*.interval": integer(1),
     "predictive.*.keep": one_of("spread", "last"),
     "predictive.*.convention": one_of("swag_lora", "maddox"),
-    "predictive.*.constant_lr": number(0, lo_open=True, optional=True),
     "predictive.*.rank": integer(0),
+    "predictive.*.table_rank": integer(optional=True),
     "predictive.*.scale": number(0),
 }
 
@@ -213,13 +213,15 @@ def check_fixed(cfg: DictConfig) -> None:
         value = _resolved(cfg, key)
         if not ok(value):
             raise _bad(key, value, expected)
-    known = sorted((cfg.get("predictive") or {}).keys())
+    from bayeslora.config import composed_predictives
+
+    known = composed_predictives(_root_=cfg)
     used = list(dict.fromkeys([*cfg.method.predictives, cfg.method.val_predictive]))
     for name in used:
         if name not in known:
             raise ConfigError(
-                f"invalid method.predictives entry {name!r}: expected one of {', '.join(known)} "
-                f"(each is a conf/predictive/<name>.yaml)"
+                f"invalid method.predictives entry {name!r}: this run composes {', '.join(known) or 'none'}; "
+                f"add its config with predictive=[...,{name}] (each is a conf/predictive/<name>.yaml)"
             )
     for pattern, (ok, expected) in SETTINGS.items():
         keys = [pattern.replace("*", n) for n in used] if "*" in pattern else [pattern]
@@ -305,8 +307,8 @@ def describe(hint: Any) -> str:
     return str(hint).replace("typing.", "")
 
 
-def check_target(cfg: DictConfig, key: str) -> None:
-    """Each setting of the ``_target_`` node at ``key`` fits its constructor's type hint."""
+def check_target(cfg: DictConfig, key: str, skip: tuple[str, ...] = ()) -> None:
+    """Each setting of the ``_target_`` node at ``key`` (but ``skip``) fits its constructor's type hint."""
     node = _get(cfg, key)
     if not isinstance(node, DictConfig) or "_target_" not in node:
         return
@@ -315,7 +317,7 @@ def check_target(cfg: DictConfig, key: str) -> None:
         raise ConfigError(f"invalid {key}._target_={node._target_!r}: expected an importable class")
     hints, open_kwargs = constructor_hints(target)
     for name in node:
-        if name.startswith("_") and name.endswith("_"):
+        if (name.startswith("_") and name.endswith("_")) or name in skip:
             continue
         if name not in hints:
             if open_kwargs:
@@ -340,8 +342,10 @@ def target_keys(cfg: DictConfig) -> list[str]:
 def validate(cfg: DictConfig) -> None:
     """Check ``cfg`` before any model or data loads; raise ConfigError (one line) on the first bad value."""
     check_fixed(cfg)
+    from bayeslora.predictives import TABLE_KEYS, build_predictive
+
     for key in target_keys(cfg):
-        check_target(cfg, key)
+        check_target(cfg, key, TABLE_KEYS if key.startswith("predictive.") else ())
 
     from bayeslora.data.templates import get_template
     from bayeslora.utils.device import resolve_device
@@ -351,7 +355,7 @@ def validate(cfg: DictConfig) -> None:
     resolve_device(cfg.trainer.device)
     instantiate(cfg.method)  # the method's own range checks (IVON, BLoB, ensemble settings)
     for name in dict.fromkeys([*cfg.method.predictives, cfg.method.val_predictive]):
-        p = instantiate(cfg.predictive[name])  # the predictives' own checks (τ grid, SWAG, Laplace)
+        p = build_predictive(cfg.predictive[name])  # the predictives' own checks (τ grid, SWAG, Laplace)
         if cfg.trainer.max_steps == 0 and name in cfg.method.predictives and p.needs_training:
             raise ConfigError(
                 f"invalid method.predictives entry {name!r} with trainer.max_steps=0: {p.label} needs the "

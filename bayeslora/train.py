@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+import bayeslora.config  # noqa: F401  (registers the config resolvers used by conf/)
 from bayeslora.errors import BayesLoraError
 
 log = logging.getLogger("bayeslora")

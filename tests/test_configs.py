@@ -9,7 +9,8 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigKeyError
 
-from bayeslora.config import CONF_DIR
+from bayeslora.config import CONF_DIR, composed_predictives
+from bayeslora.predictives import build_predictive
 from bayeslora.utils.instantiate import instantiate
 
 GROUPS = [
@@ -53,16 +54,27 @@ def test_every_method_instantiates_and_lists_known_predictives(compose, option):
     cfg = compose([f"method={option}"])
     method = instantiate(cfg.method)
     assert method.name == option
+    assert method.predictives == composed_predictives(_root_=cfg)
     for name in [*method.predictives, method.val_predictive]:
-        assert name in cfg.predictive, f"{option} lists predictive {name!r} without a conf/predictive file"
+        assert "_target_" in cfg.predictive[name], f"{option}: predictive {name!r} is not composed"
 
 
-def test_every_predictive_file_is_in_the_defaults_list(compose):
-    cfg = compose([])
-    files = set(_options("predictive"))
-    assert files == set(cfg.predictive), "list every conf/predictive/*.yaml in train.yaml's defaults"
-    for name in files:
-        assert "_target_" in cfg.predictive[name]
+def test_every_predictive_builds_with_a_label_and_a_distinct_table_rank(compose):
+    files = _options("predictive")
+    cfg = compose([f"predictive=[{','.join(files)}]"])  # predictive=[...] replaces the method's rows
+    assert list(cfg.method.predictives) == files
+    built = {name: build_predictive(cfg.predictive[name]) for name in files}
+    for name, p in built.items():
+        assert isinstance(p.label, str) and p.label and isinstance(p.table_rank, int), name
+    ranks = [p.table_rank for p in built.values()]
+    assert len(set(ranks)) == len(ranks), dict(zip(files, ranks))
+
+
+def test_every_predictive_is_a_row_of_some_method(compose):
+    used = {"zero_shot"}  # the row of a trainer.max_steps=0 run (any method; `make mini`)
+    for method in _options("method"):
+        used |= set(compose([f"method={method}"]).method.predictives)
+    assert used == set(_options("predictive"))
 
 
 def test_paper_defaults(compose):

@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from bayeslora.errors import ConfigError, DataError
+from bayeslora.predictives import build_predictive
 from bayeslora.schema import validate
 from bayeslora.utils.instantiate import instantiate
 
@@ -165,14 +166,15 @@ CONSTRUCTOR_ERRORS = [
     ("method", ["method.warmup_steps=-1"], "warmup_steps must be >= 0"),
     ("method", ["method.predictives=[]"], "lists no predictives"),
     ("method", ["method.predictives=[map,map]"], "lists a predictive twice"),
-    ("predictive.ivon", ["predictive.ivon.tau=-1"], "tau must be >= 0"),
-    ("predictive.ivon_tau", ["predictive.ivon_tau.taus=[]"], "the τ grid is empty"),
+    ("predictive.ivon", ["method=ivon", "predictive.ivon.tau=-1"], "tau must be >= 0"),
+    ("predictive.ivon_tau", ["method=ivon", "predictive.ivon_tau.taus=[]"], "the τ grid is empty"),
     ("predictive.swag", ["predictive.swag.interval=0"], "SWAG interval must be >= 1"),
     ("predictive.swag", ["predictive.swag.start_step=0"], "SWAG start_step must be >= 1"),
     ("predictive.swag", ["predictive.swag.start_frac=1.0"], "SWAG start_frac must be in"),
     ("predictive.swag", ["predictive.swag.keep=first"], "SWAG keep must be one of"),
     ("predictive.swag", ["predictive.swag.convention=other"], "SWAG convention must be one of"),
-    ("predictive.swag", ["predictive.swag.constant_lr=-1.0"], "SWAG constant_lr must be > 0"),
+    ("method", ["method.constant_lr=-1.0"], "method.constant_lr must be > 0"),
+    ("method", ["method.constant_lr=0.001", "method.constant_lr_from=1.0"], "constant_lr_from must be in"),
     ("predictive.swag", ["predictive.swag.rank=-1"], "SWAG rank and scale must be >= 0"),
     ("predictive.laplace_kfac", ["predictive.laplace_kfac.structure=full"], "structure must be one of"),
 ]
@@ -183,14 +185,16 @@ CONSTRUCTOR_ERRORS = [
 )
 def test_constructor_checks(compose, node, overrides, message):
     cfg = compose(overrides)
+    build = build_predictive if node.startswith("predictive.") else instantiate
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
-        instantiate(OmegaConf.select(cfg, node))
+        build(OmegaConf.select(cfg, node))
 
 
 BIND_ERRORS = [
     (["model.lora.dropout=0", "method.predictives=[map,mc_dropout]"], "mc_dropout needs LoRA dropout > 0"),
-    (["method.predictives=[ensemble]"], "needs an ensemble run"),
-    (["method.predictives=[map,ivon]"], "needs a method with a Gaussian posterior"),
+    (["predictive=[map,ensemble]"], r"needs ensemble members \(method=ensemble; Members: member, members\)"),
+    (["predictive=[map,ivon]"], "'IVON' needs a Gaussian posterior over the LoRA weights .*method=adamw does not"),
+    (["predictive=[blob_mean,blob]", "method.val_predictive=blob_mean"], "needs variational LoRA weights"),
     (["method.predictives=[map,swag]", "predictive.swag.start_step=100"], "start_step=100 is after the last"),
 ]
 

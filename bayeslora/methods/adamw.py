@@ -19,8 +19,10 @@ class AdamWMethod(Method):
         eps: float = 1e-8,
         warmup_steps: int = 0,
         val_predictive: str = "map",
+        constant_lr: float | None = None,
+        constant_lr_from: float = 0.25,
     ):
-        super().__init__(name, predictives, val_predictive, warmup_steps)
+        super().__init__(name, predictives, val_predictive, warmup_steps, constant_lr, constant_lr_from)
         if lr <= 0:
             raise ConfigError(f"method.lr must be > 0, got {lr}")
         if weight_decay < 0:

@@ -23,10 +23,14 @@ from bayeslora.errors import ConfigError
 from bayeslora.models import class_logits, lora_parameters
 
 
-def linear_decay(optimizer, total_steps: int, warmup_steps: int = 0):
-    """Linear warm-up over ``warmup_steps``, then linear decay to 0 at ``total_steps``."""
+def linear_decay(optimizer, total_steps: int, warmup_steps: int = 0, hold: tuple[int, float] | None = None):
+    """Linear warm-up over ``warmup_steps``, then linear decay to 0 at ``total_steps``; with
+    ``hold = (step, lr)``, every optimizer step after optimizer step ``step`` runs at ``lr``."""
+    base = [g["lr"] for g in optimizer.param_groups]
 
     def factor(step: int) -> float:
+        if hold is not None and step >= hold[0]:
+            return hold[1] / base[0]
         if warmup_steps and step < warmup_steps:
             return (step + 1) / warmup_steps
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
@@ -40,17 +44,30 @@ class Method:
     # Appended to the error when the loss becomes NaN/inf.
     divergence_hint = "lower the learning rate"
 
-    def __init__(self, name: str, predictives: list[str], val_predictive: str = "map", warmup_steps: int = 0):
+    def __init__(
+        self,
+        name: str,
+        predictives: list[str],
+        val_predictive: str = "map",
+        warmup_steps: int = 0,
+        constant_lr: float | None = None,
+        constant_lr_from: float = 0.25,
+    ):
         if not predictives:
             raise ConfigError(f"method {name!r} lists no predictives")
         if len(set(predictives)) != len(predictives):
             raise ConfigError(f"method {name!r} lists a predictive twice: {predictives}")
         if warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if constant_lr is not None and constant_lr <= 0:
+            raise ConfigError(f"method.constant_lr must be > 0 or null, got {constant_lr}")
+        if not 0.0 <= constant_lr_from < 1.0:
+            raise ConfigError(f"method.constant_lr_from must be in [0, 1), got {constant_lr_from}")
         self.name = name
         self.predictives = list(predictives)
         self.val_predictive = val_predictive
         self.warmup_steps = warmup_steps
+        self.constant_lr, self.constant_lr_from = constant_lr, constant_lr_from
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
         self.class_ids: list[int] = []
@@ -67,7 +84,17 @@ class Method:
         if not params:
             raise ConfigError("the model has no trainable (LoRA) parameters")
         self.optimizer = self.build_optimizer(params)
-        self.scheduler = linear_decay(self.optimizer, total_steps, self.warmup_steps)
+        self.scheduler = self.schedule(self.optimizer, total_steps)
+
+    def schedule(self, optimizer: torch.optim.Optimizer, total_steps: int):
+        """The learning-rate schedule: :func:`linear_decay`; with ``constant_lr`` set, every step after
+        step ``S = round(constant_lr_from * total_steps)`` runs at ``constant_lr`` (swag-lora's
+        constant-LR phase: SWAG with ``start_frac`` = ``constant_lr_from`` takes its first snapshot
+        at step S)."""
+        hold = None
+        if self.constant_lr is not None:
+            hold = (max(1, int(round(self.constant_lr_from * total_steps))), float(self.constant_lr))
+        return linear_decay(optimizer, total_steps, self.warmup_steps, hold)
 
     # -- training ----------------------------------------------------------------------------
     def batches(self, split, batch_size: int, seed: int, pad_id: int, multiple: int, start_step: int = 0):

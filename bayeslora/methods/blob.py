@@ -249,7 +249,7 @@ class BLoBMethod(AdamWMethod):
         a_means = [s.mean for s in self.sites]
         self.optimizer = self.build_optimizer(self.mean_params)  # AdamW on M and B
         self.kl_optimizer = torch.optim.SGD([*a_means, *self.std_parameters()], lr=self.kl_lr)
-        self.scheduler = linear_decay(self.optimizer, total_steps, self.warmup_steps)
+        self.scheduler = self.schedule(self.optimizer, total_steps)
         self.kl_scheduler = linear_decay(self.kl_optimizer, total_steps, self.warmup_steps)
         self.kl_cycle = kl_cycle_length(train_size, self.batch_size, self.gamma, self.dataset_rescaling)
         self.kl_step = 1

@@ -17,7 +17,6 @@ import torch
 from bayeslora.data import train_batches
 from bayeslora.errors import ConfigError
 from bayeslora.methods.adamw import AdamWMethod
-from bayeslora.methods.base import linear_decay
 from bayeslora.models import lora_parameters
 
 
@@ -61,7 +60,7 @@ class EnsembleMethod(AdamWMethod):
             params = [p for _, p in lora_parameters(model)]
             opt = self.build_optimizer(params)
             self.optimizers.append(opt)
-            self.schedulers.append(linear_decay(opt, total_steps, self.warmup_steps))
+            self.schedulers.append(self.schedule(opt, total_steps))
         self.optimizer, self.scheduler = self.optimizers[0], self.schedulers[0]
         model.set_adapter(self.members[0])
 

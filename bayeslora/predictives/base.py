@@ -3,6 +3,9 @@
 State a predictive accumulates during training (e.g. SWAG moments) lives in ``ctx.shared``, which
 checkpoints save and restore.
 
+What a predictive needs from the method is declared, not probed: ``requires`` names a protocol of
+:mod:`bayeslora.contracts` (e.g. a Gaussian posterior), checked by ``bind``.
+
 Lifecycle in a run: ``bind`` (once, after the method is set up; refuse a method you cannot serve),
 ``on_train_step`` (after every optimizer step; e.g. SWAG collects moments), ``post_fit`` (after
 training; e.g. Laplace fits curvature), then ``predict`` per evaluation batch. Predictives return
@@ -16,6 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
+
+from bayeslora.contracts import require
+from bayeslora.utils.instantiate import instantiate
+
+# Keys of a conf/predictive/<name>.yaml that belong to the tables, not to the predictive's constructor.
+TABLE_KEYS = ("table_rank",)
 
 
 @dataclass
@@ -26,6 +36,8 @@ class EvalContext:
     method: Any
     class_ids: list[int]
     seed: int = 0
+    # Optimizer steps the run takes (trainer.max_steps; 0: no training, e.g. a zero-shot run).
+    total_steps: int = 0
     # How many weight samples share one batched forward (the batch repeated per sample); 1 = sequential.
     sample_chunk: int = 1
     # State shared between predictives of one run (e.g. one SWAG collector for `swa` and `swag`).
@@ -48,6 +60,8 @@ class EvalContext:
 class Predictive:
     # False for analysis-only rows (e.g. the IVON τ grid): recorded, but not in the main table.
     in_table: bool = True
+    # Row order in tables and figures (``table_rank`` of conf/predictive/<name>.yaml; set when built).
+    table_rank: int | None = None
     # What the predictive needs beyond a trained adapter, checked before anything loads (by the
     # config check of a ``trainer.max_steps=0`` run and by ``bayeslora.evaluate``); ``bind`` checks
     # them again on the real run.
@@ -55,8 +69,8 @@ class Predictive:
     needs_training: str | None = None
     # Whether it samples the LoRA dropout masks (needs LoRA dropout > 0).
     needs_lora_dropout: bool = False
-    # Whether it needs a Gaussian posterior over the LoRA weights (an IVON run's).
-    needs_posterior: bool = False
+    # The protocol of bayeslora.contracts the method must implement (None: any method will do).
+    requires: type | None = None
 
     def __init__(self, label: str, n_samples: int = 1):
         if n_samples < 1:
@@ -69,7 +83,9 @@ class Predictive:
         return {name: self}
 
     def bind(self, ctx: EvalContext) -> None:
-        """Check the run can serve this predictive (raise ConfigError if not)."""
+        """Check the run can serve this predictive (raise ConfigError if not): by default, that the
+        method implements :attr:`requires`. Subclasses that check more call ``super().bind(ctx)``."""
+        require(ctx.method, self.requires, self.label)
 
     def on_train_step(self, ctx: EvalContext, step: int) -> None:
         """Called after optimizer step ``step`` (1-based)."""
@@ -84,3 +100,12 @@ class Predictive:
     def info(self) -> dict[str, Any]:
         """Scalars worth keeping in the record (e.g. a tuned prior precision, a fit time)."""
         return {}
+
+
+def build_predictive(node: Any) -> Predictive:
+    """A predictive from its config node (``predictive.<name>``), with its ``table_rank`` set."""
+    conf = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    rank = conf.pop("table_rank", None)
+    predictive = instantiate(conf)
+    predictive.table_rank = rank
+    return predictive

@@ -6,33 +6,26 @@ and ``ctx.sample_chunk`` draws share one forward on the batch repeated per draw 
 sequential passes). The authors evaluate with Flipout noise on every forward pass; per input its
 distribution is the same N(M, σ²). ``blob_mean`` is one deterministic pass at M.
 
-A run serves these predictives when its method has variational sites and the ``sampled`` /
-``mean`` context managers (the BLoB method); nothing here imports a method.
+A run serves these predictives when its method implements
+:class:`~bayeslora.contracts.VariationalSites` (the BLoB method); nothing here imports a method.
 """
 
 from __future__ import annotations
 
 import torch
 
-from bayeslora.errors import ConfigError
+from bayeslora.contracts import VariationalSites
 from bayeslora.predictives.base import EvalContext, Predictive
 from bayeslora.predictives.sampling import chunked_log_probs
-
-
-def _require_blob(ctx: EvalContext, label: str) -> None:
-    m = ctx.method
-    if not (getattr(m, "sites", None) and hasattr(m, "sampled") and hasattr(m, "mean")):
-        raise ConfigError(f"predictive {label!r} needs a BLoB run (method=blob), not method={m.name}")
 
 
 class BLoBPredictive(Predictive):
     """Log-probabilities under ``n_samples`` samples of the variational A."""
 
+    requires = VariationalSites
+
     def __init__(self, label: str = "BLoB", n_samples: int = 10):
         super().__init__(label, n_samples)
-
-    def bind(self, ctx: EvalContext) -> None:
-        _require_blob(ctx, self.label)
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
@@ -49,11 +42,10 @@ class BLoBPredictive(Predictive):
 class BLoBMeanPredictive(Predictive):
     """One deterministic pass with A at its mean M."""
 
+    requires = VariationalSites
+
     def __init__(self, label: str = "BLoB@mean"):
         super().__init__(label, n_samples=1)
-
-    def bind(self, ctx: EvalContext) -> None:
-        _require_blob(ctx, self.label)
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:

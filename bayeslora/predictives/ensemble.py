@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from bayeslora.errors import ConfigError
+from bayeslora.contracts import Members
 from bayeslora.predictives.base import EvalContext, Predictive
 
 
 class EnsemblePredictive(Predictive):
+    requires = Members
+
     def __init__(self, label: str = "Ensemble"):
         super().__init__(label, n_samples=1)
-
-    def bind(self, ctx: EvalContext) -> None:
-        if not getattr(ctx.method, "members", None) or not hasattr(ctx.method, "member"):
-            raise ConfigError(f"predictive {self.label!r} needs an ensemble run (method=ensemble)")
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:

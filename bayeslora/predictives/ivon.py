@@ -9,33 +9,22 @@ from __future__ import annotations
 
 import torch
 
+from bayeslora.contracts import GaussianPosterior
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
 from bayeslora.predictives.sampling import weight_sample_log_probs
 
 
-def _require_gaussian_posterior(ctx: EvalContext, label: str) -> None:
-    if not (hasattr(ctx.method, "posterior_mean") and hasattr(ctx.method, "posterior_variance")):
-        hint = getattr(ctx.method, "posterior_hint", "method=ivon")
-        raise ConfigError(
-            f"predictive {label!r} needs a method with a Gaussian posterior ({hint}), "
-            f"not method={ctx.method.name}"
-        )
-
-
 class IVONPosterior(Predictive):
     """Average of the softmax over weight samples from N(m, τ·v)."""
 
-    needs_posterior = True
+    requires = GaussianPosterior
 
     def __init__(self, label: str = "IVON", n_samples: int = 10, tau: float = 1.0):
         super().__init__(label, n_samples)
         if tau < 0:
             raise ConfigError(f"tau must be >= 0, got {tau}")
         self.tau = float(tau)
-
-    def bind(self, ctx: EvalContext) -> None:
-        _require_gaussian_posterior(ctx, self.label)
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
@@ -54,7 +43,7 @@ class IVONPosterior(Predictive):
 class IVONTauGrid(Predictive):
     """One :class:`IVONPosterior` row per τ in ``taus``."""
 
-    needs_posterior = True
+    requires = GaussianPosterior
 
     def __init__(self, taus: list[float], n_samples: int = 10, label: str = "IVON τ"):
         super().__init__(label, n_samples)

@@ -174,7 +174,7 @@ def fit_curvature(ctx: EvalContext, batches: Iterable[dict], mask_pads: bool = F
     curv = Curvature(modules, mask_pads)
     t0 = time.perf_counter()
     total = len(batches) if hasattr(batches, "__len__") else None
-    bar = tqdm(batches, total=total, desc="Laplace curvature", disable=not getattr(ctx, "progress", False))
+    bar = tqdm(batches, total=total, desc="Laplace curvature", disable=not ctx.progress)
     for batch in bar:
         curv.update(capture(ctx, modules, batch), batch["labels"], batch["attention_mask"])
     curv.seconds = time.perf_counter() - t0

@@ -19,6 +19,7 @@ class MCDropoutPredictive(Predictive):
         super().__init__(label, n_samples)
 
     def bind(self, ctx: EvalContext) -> None:
+        super().bind(ctx)
         ctx.model.eval()
         n = set_dropout(ctx.model, False)
         if n == 0:

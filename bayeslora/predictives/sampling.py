@@ -97,7 +97,7 @@ def chunked_log_probs(
     ``samples`` (a range) on ``b``: the batch itself for one sample, else the batch repeated once per
     sample (sample-major), so one forward serves the whole chunk. ``sample_chunk=1`` runs one pass
     per sample."""
-    chunk = max(1, int(getattr(ctx, "sample_chunk", 1)))
+    chunk = max(1, int(ctx.sample_chunk))
     bsz = batch["input_ids"].shape[0]
     out = []
     for first in range(0, n_samples, chunk):

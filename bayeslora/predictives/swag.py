@@ -18,9 +18,9 @@ buffer); ``spread`` (default) keeps ``rank`` snapshots spread evenly over the wh
 last snapshots of a run barely move, so their deviations from the running mean all point along the
 same drift and D is close to rank 1; snapshots spread over the window span distinct directions.
 
-``constant_lr`` (optional) holds the optimizer's learning rate at that value from the first snapshot
-on, as swag-lora's SWA phase does. It changes the training run itself, so the AdamW (MAP) row of the
-same run changes too; it is off by default so that the AdamW row stays the paper's AdamW.
+swag-lora's constant learning rate during collection is a training setting, not this predictive's:
+``method.constant_lr`` (with ``method.constant_lr_from`` = ``start_frac``) holds it from the first
+snapshot on; it changes the AdamW run every row of it shares, so it is off by default.
 
 Both predictives share one collector per collection schedule, so listing both costs one collection.
 The collection is a few vector operations every ``interval`` steps.
@@ -144,7 +144,6 @@ class SWAGPredictive(Predictive):
         interval: int = 250,
         keep: str = "spread",
         convention: str = "swag_lora",
-        constant_lr: float | None = None,
         mean_only: bool = False,
     ):
         super().__init__(label, 1 if mean_only else n_samples)
@@ -160,40 +159,34 @@ class SWAGPredictive(Predictive):
             raise ConfigError(f"SWAG keep must be one of {KEEP}, not {keep!r}")
         if convention not in CONVENTIONS:
             raise ConfigError(f"SWAG convention must be one of {CONVENTIONS}, not {convention!r}")
-        if constant_lr is not None and constant_lr <= 0:
-            raise ConfigError(f"SWAG constant_lr must be > 0 or null, got {constant_lr}")
         self.scale, self.rank, self.interval = scale, rank, interval
         self.start_step_cfg, self.start_frac = start_step, start_frac
         self.start_step = start_step or 1
-        self.keep, self.convention, self.constant_lr = keep, convention, constant_lr
+        self.keep, self.convention = keep, convention
         self.mean_only = mean_only
         self.plan: list[int] | None = None
+        self.summary: dict[str, Any] = {}
 
     @property
     def key(self) -> str:
         return f"swag:{self.start_step}:{self.interval}:{self.rank}:{self.keep}"
 
     def bind(self, ctx: EvalContext) -> None:
-        total = getattr(ctx.method, "total_steps", None)
+        super().bind(ctx)
+        total = ctx.total_steps
         if self.start_step_cfg is None:
-            if total is None:
-                raise ConfigError(
-                    f"{self.label}: start_frac needs a run length; set predictive.swag.start_step"
-                )
-            self.start_step = max(1, int(round(self.start_frac * total)) or 1)
+            self.start_step = max(1, int(round(self.start_frac * total)))
         if total == 0:
             raise ConfigError(
                 f"{self.label} needs the training trajectory ({self.needs_training}), and this run "
                 f"takes no training step"
             )
-        if total is not None and self.start_step > total:
+        if self.start_step > total:
             raise ConfigError(
                 f"{self.label}: start_step={self.start_step} is after the last step ({total}); "
                 f"set predictive.swag.start_step (and .interval) for this run length"
             )
-        if self.constant_lr is not None and getattr(ctx.method, "optimizer", None) is None:
-            raise ConfigError(f"{self.label}: constant_lr needs a method with an optimizer")
-        self.plan = None if total is None else snapshot_steps(self.start_step, self.interval, total)
+        self.plan = snapshot_steps(self.start_step, self.interval, total)
 
     def collector(self, ctx: EvalContext) -> SWAGCollector:
         keep = None
@@ -202,12 +195,7 @@ class SWAGPredictive(Predictive):
         return ctx.shared.setdefault(self.key, SWAGCollector(self.rank, keep))
 
     def on_train_step(self, ctx: EvalContext, step: int) -> None:
-        if step < self.start_step:
-            return
-        if self.constant_lr is not None:  # the next optimizer step runs at the SWA learning rate
-            for group in ctx.method.optimizer.param_groups:
-                group["lr"] = self.constant_lr
-        if (step - self.start_step) % self.interval:
+        if step < self.start_step or (step - self.start_step) % self.interval:
             return
         c = self.collector(ctx)
         if c.last_step != step:
@@ -230,12 +218,11 @@ class SWAGPredictive(Predictive):
             "keep": self.keep,
             "deviation_steps": list(c.deviation_steps),
             "convention": self.convention,
-            **({"constant_lr": self.constant_lr} if self.constant_lr is not None else {}),
             **({} if self.mean_only else c.deviation_spectrum()),
         }
 
     def info(self) -> dict[str, Any]:
-        return dict(getattr(self, "summary", {}))
+        return dict(self.summary)
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
