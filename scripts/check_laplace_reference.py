@@ -25,11 +25,9 @@ assert laplace.__file__.startswith(sys.argv[1]), laplace.__file__
 from laplace import Laplace  # noqa: E402
 
 from bayeslora.config import compose_config  # noqa: E402
-from bayeslora.data import build_task, eval_batches  # noqa: E402
-from bayeslora.models import build_model  # noqa: E402
-from bayeslora.predictives import EvalContext  # noqa: E402
+from bayeslora.data import eval_batches  # noqa: E402
 from bayeslora.predictives.laplace import Posterior, capture, fit_curvature, lora_modules  # noqa: E402
-from bayeslora.utils.instantiate import instantiate  # noqa: E402
+from bayeslora.runner import fit, setup  # noqa: E402
 
 tmp = tempfile.mkdtemp()
 cfg = compose_config(
@@ -43,18 +41,19 @@ cfg = compose_config(
         "dataset.source.n_validation=32",
         "dataset.source.n_shifted=16",
         "method.lr=1e-2",
+        "method.predictives=[map]",
+        "trainer.max_steps=20",
+        "trainer.eval_every=0",
+        "trainer.max_length=64",
+        "eval.max_examples=16",
+        "trainer.device=cpu",
     ]
 )
-model, tok = build_model(cfg.model, torch.device("cpu"), cfg.seed)
-task = build_task(cfg.dataset, tok, 64, 16)
-method = instantiate(cfg.method)
-method.setup(model, task.class_ids, 20, len(task.train), cfg.seed)
-it = method.batches(task.train, 4, cfg.seed, task.pad_id, 8)
-for _ in range(20):
-    model.train()
-    method.train_step(model, next(it))
+# the tiny AdamW run of tests/test_laplace.py's `trained` fixture, set up and trained by the runner
+run = setup(cfg)
+fit(run, loggers=[])
+model, task, ctx = run.model, run.task, run.ctx
 model.eval()
-ctx = EvalContext(model, method, task.class_ids, seed=cfg.seed)
 batches = [b for _, b in eval_batches(task.evals["validation"], 4, task.pad_id, 1)][:3]
 # make the padding visible: shuffle rows across batches so lengths differ within a batch
 ex = [
