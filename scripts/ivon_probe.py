@@ -38,30 +38,20 @@ sys.path.insert(0, str(ROOT))
 
 def probe_one(args: tuple) -> dict:
     model_name, dataset, ess, h0, steps, drift_steps, seed, device, threads, max_train = args
-    import torch
-
     from bayeslora.config import compose_config
-    from bayeslora.data import build_task
-    from bayeslora.models import build_model
-    from bayeslora.runner import model_config, to_device
-    from bayeslora.utils.device import resolve_device
-    from bayeslora.utils.instantiate import instantiate
-    from bayeslora.utils.seed import seed_everything
+    from bayeslora.runner import setup, to_device
 
-    torch.set_num_threads(threads)
     cfg = compose_config(
         [f"model={model_name}", f"dataset={dataset}", "method=ivon", f"seed={seed}"]
-        + [f"method.ess={ess}", f"method.hess_init={h0}"]
+        + [f"method.ess={ess}", f"method.hess_init={h0}", f"trainer.max_steps={steps}"]
+        + [f"trainer.device={device}", f"trainer.num_threads={threads}", "trainer.progress_bar=false"]
+        + ["eval.max_examples=1"]  # the probe evaluates nothing
+        + ([] if max_train is None else [f"trainer.max_train_examples={max_train}"])
     )
-    dev = resolve_device(device)
-    seed_everything(seed)
-    model, tok = build_model(model_config(cfg), dev, seed)
-    task = build_task(cfg.dataset, tok, cfg.trainer.max_length, 1, None, max_train)
-    method = instantiate(cfg.method)
-    method.setup(model, task.class_ids, steps, len(task.train), seed)
-    batches = method.batches(
-        task.train, cfg.trainer.batch_size, seed, task.pad_id, cfg.trainer.pad_to_multiple_of
-    )
+    # the run as the runner sets it up; the steps below are its step loop, with the Hessian read per step
+    run = setup(cfg)
+    model, method, task, dev, tr = run.model, run.method, run.task, run.device, cfg.trainer
+    batches = method.batches(task.train, tr.batch_size, seed, task.pad_id, tr.pad_to_multiple_of)
     losses, hess_means = [], []
     t0 = time.perf_counter()
     for _ in range(steps):
