@@ -39,13 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bayeslora.config import compose_config  # noqa: E402
-from bayeslora.data import build_task, eval_batches, train_batches  # noqa: E402
+from bayeslora.data import eval_batches, train_batches  # noqa: E402
 from bayeslora.data.pipeline import encode_prompts, load_examples, prepare_tokenizer  # noqa: E402
-from bayeslora.models import build_model  # noqa: E402
-from bayeslora.predictives import EvalContext  # noqa: E402
-from bayeslora.runner import build_predictives  # noqa: E402
+from bayeslora.runner import Run, setup  # noqa: E402
 from bayeslora.utils.device import peak_memory_mb  # noqa: E402
-from bayeslora.utils.instantiate import instantiate  # noqa: E402
 
 DATASETS = ["winogrande_s", "winogrande_m", "arc_c", "arc_e", "obqa", "boolq"]
 METHODS = ["adamw", "ivon", "blob"]
@@ -68,23 +65,25 @@ def model_overrides(name: str, data_dir: str | None) -> list[str]:
     return [f"model={name}", f"dataset={dataset}"] + ([f"paths.data_dir={data_dir}"] if data_dir else [])
 
 
-def setup_run(model_name: str, method: str, data_dir, device, steps_total: int, extra=()):
-    cfg = compose_config(
-        [
-            *model_overrides(model_name, data_dir),
-            f"method={method}",
-            "trainer.device=cpu",
-            "predictive.swag.start_step=1",
-            "predictive.swag.interval=1",
-            *extra,
-        ]
-    )
-    model, tok = build_model(cfg.model, device, cfg.seed)
-    task = build_task(cfg.dataset, tok, cfg.trainer.max_length, 64)
-    m = instantiate(cfg.method)
-    m.setup(model, task.class_ids, steps_total, len(task.train), cfg.seed)
-    ctx = EvalContext(model, m, task.class_ids, seed=cfg.seed, sample_chunk=int(cfg.eval.sample_chunk))
-    return cfg, ctx, task
+# SWAG (where a method has it) collects at every step: the worst case of its training cost
+SWAG_EVERY_STEP = ["predictive.swag.start_step=1", "predictive.swag.interval=1"]
+
+
+def setup_run(model_name: str, method: str, data_dir, device, steps_total: int, extra=()) -> Run:
+    """One run of ``method`` as the runner sets it up (:func:`bayeslora.runner.setup`: its model
+    config, LoRA dropout and predictives) on ``device``, planned for ``steps_total`` steps, with 64
+    evaluation rows per split."""
+    overrides = [
+        *model_overrides(model_name, data_dir),
+        f"method={method}",
+        f"trainer.device={device.type}",
+        f"trainer.max_steps={steps_total}",
+        "trainer.progress_bar=false",
+        "eval.max_examples=64",
+    ]
+    if "swag" in compose_config(overrides).method.predictives:
+        overrides += SWAG_EVERY_STEP
+    return setup(compose_config([*overrides, *extra]), device=device)
 
 
 def bench_training(model_name, data_dir, device, steps, warmup, methods, copies=2):
@@ -104,29 +103,28 @@ def bench_training(model_name, data_dir, device, steps, warmup, methods, copies=
         instances += [(m, setup_run(model_name, m, data_dir, device, steps + warmup)) for m in order]
     runs = dict(instances[: len(available)])  # one instance per method, for the predictive timings
     # the same batches for every method
-    cfg0, ctx0, task0 = runs["adamw"]
+    task0 = runs["adamw"].task
     stream = train_batches(task0.train, 4, 0, task0.pad_id, 8)
     batches = [{k: v.to(device) for k, v in next(stream).items()} for _ in range(steps + warmup)]
-    swag = build_predictives(cfg0, ["swag"])["swag"]
     times = {name: [] for name in [*available, "adamw+swag"]}
     for i, batch in enumerate(batches):
-        for name, (_, ctx, _) in instances:
-            ctx.model.train()
+        for name, r in instances:
+            r.model.train()
             t0 = now(device)
-            ctx.method.train_step(ctx.model, batch)
+            r.method.train_step(r.model, batch)
             t1 = now(device)
             if i >= warmup:
                 times[name].append(t1 - t0)
             if name == "adamw":  # the same AdamW step, then one SWAG collection (interval 1: worst case)
                 t2 = now(device)
-                swag.on_train_step(ctx, i + 1)
+                r.predictives["swag"].on_train_step(r.ctx, i + 1)
                 t3 = now(device)
                 if i >= warmup:
                     times["adamw+swag"].append(t1 - t0 + t3 - t2)
     med = {k: statistics.median(v) for k, v in times.items() if v}
     out = {k: {"median_s": v, "ratio_vs_adamw": v / med["adamw"]} for k, v in med.items()}
     # the floor of a LoRA step on a frozen base: ~4 x (base params) FLOPs per processed token
-    base_params = sum(p.numel() for n, p in ctx0.model.named_parameters() if "lora_" not in n)
+    base_params = sum(p.numel() for n, p in runs["adamw"].model.named_parameters() if "lora_" not in n)
     tokens = statistics.mean(b["input_ids"].numel() for b in batches)
     for v in out.values():
         v["tokens_per_step"] = tokens
@@ -148,11 +146,12 @@ def time_call(fn, device, repeat):
 
 def bench_predictives(runs, device, repeat, train_s_per_example, eval_bs=8):
     results = {}
-    cfg, ctx, task = runs["adamw"]
+    run = runs["adamw"]
+    cfg, ctx, task = run.cfg, run.ctx, run.task
     _, batch = next(eval_batches(task.evals[list(task.evals)[0]], eval_bs, task.pad_id, 8))
     batch = {k: v.to(device) for k, v in batch.items()}
     names = ["map", "mc_dropout", "swa", "swag", "laplace_kfac", "laplace_diag"]
-    preds = build_predictives(cfg, names)
+    preds = {n: run.predictives[n] for n in names}
     fit_examples = 32
     fit_batches = [b for _, b in eval_batches(task.train, 8, task.pad_id, 8)][: fit_examples // 8]
     fit_batches = [{k: v.to(device) for k, v in b.items()} for b in fit_batches]
@@ -185,10 +184,9 @@ def bench_predictives(runs, device, repeat, train_s_per_example, eval_bs=8):
     for method, names in (("ivon", ["ivon_mean", "ivon"]), ("blob", ["blob_mean", "blob"])):
         if method not in runs:
             continue
-        mcfg, mctx, _ = runs[method]
-        for n, p in build_predictives(mcfg, names).items():
-            p.bind(mctx)
-            time_predictive(n, p, mctx, int(mcfg.eval.sample_chunk))
+        r = runs[method]
+        for n in names:
+            time_predictive(n, r.predictives[n], r.ctx, int(r.cfg.eval.sample_chunk))
     return results
 
 
@@ -206,28 +204,27 @@ def bench_precision(data_dir, device, steps, warmup, repeat, eval_bs=8):
         k: setup_run(m, "adamw", data_dir, device, steps + warmup, extra)
         for k, (m, extra) in PRECISIONS.items()
     }
-    _, ctx0, task0 = runs["fp32"]
+    task0 = runs["fp32"].task
     data = task0.evals[list(task0.evals)[0]]
     evals = [{k: v.to(device) for k, v in b.items()} for _, b in eval_batches(data, eval_bs, task0.pad_id, 8)]
     # fidelity at the untrained adapter (B = 0): the base's precision alone, before training trajectories part
     probs = {}
-    for k, (cfg, ctx, _) in runs.items():
-        map_pred = build_predictives(cfg, ["map"])["map"]
+    for k, r in runs.items():
         with torch.no_grad():
-            probs[k] = torch.cat([map_pred.predict(ctx, b)[0].exp() for b in evals[:8]])
+            probs[k] = torch.cat([r.predictives["map"].predict(r.ctx, b)[0].exp() for b in evals[:8]])
     stream = train_batches(task0.train, 4, 0, task0.pad_id, 8)
     batches = [{k: v.to(device) for k, v in next(stream).items()} for _ in range(steps + warmup)]
     times = {k: [] for k in runs}
     for i, batch in enumerate(batches):
-        for k, (_, ctx, _) in runs.items():
-            ctx.model.train()
+        for k, r in runs.items():
+            r.model.train()
             t0 = now(device)
-            ctx.method.train_step(ctx.model, batch)
+            r.method.train_step(r.model, batch)
             if i >= warmup:
                 times[k].append(now(device) - t0)
     out = {}
-    for k, (cfg, ctx, _) in runs.items():
-        preds = build_predictives(cfg, ["map", "mc_dropout"])
+    for k, r in runs.items():
+        preds, ctx = r.predictives, r.ctx
         ctx.sample_chunk = 10
         t_map = time_call(lambda p=preds["map"], c=ctx: p.predict(c, evals[0]), device, repeat)
         t_mc = time_call(
