@@ -9,15 +9,16 @@ computes, training must lower the loss and move the LoRA weights, and the paper'
 from __future__ import annotations
 
 import csv
+import gc
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from bayeslora.data import build_task, eval_batches
-from bayeslora.models import build_model, class_logits
-from bayeslora.runner import run, to_device
+from bayeslora.data import eval_batches
+from bayeslora.models import class_logits
+from bayeslora.runner import run, setup, to_device
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -31,6 +32,8 @@ SMALL_7B_SHAPE = [
 ]
 # The paper's loader path: a small saved Llama loaded by from_pretrained(..., BitsAndBytesConfig(8-bit)).
 PAPER_LOADER_8BIT = ["model=tiny", "model.quantization=8bit", *CUDA]
+# Runs set up (runner.setup) only to look at their model: short prompts, the MAP row
+SETUP_ONLY = ["trainer.max_length=64", "eval.max_examples=32", "method.predictives=[map]"]
 
 
 def _base_linears(model):
@@ -48,8 +51,7 @@ def _base_linears(model):
 def test_base_layers_are_int8_on_cuda(compose, tiny_overrides, overrides):
     import bitsandbytes as bnb
 
-    cfg = compose(tiny_overrides + overrides)
-    model, _ = build_model(cfg.model, torch.device("cuda"), cfg.seed)
+    model = setup(compose(tiny_overrides + overrides + SETUP_ONLY)).model  # the run's model
     linears = _base_linears(model)
     assert len(linears) >= 10
     for name, m in linears.items():
@@ -63,17 +65,16 @@ def test_base_layers_are_int8_on_cuda(compose, tiny_overrides, overrides):
 def test_8bit_logits_agree_with_fp16_of_the_same_weights(compose, tiny_overrides):
     """The same random 7B-shaped weights in fp16 and in LLM.int8: class logits within 5 % (relative
     to their spread) and the same predicted class on almost every example."""
-    cfg16 = compose(tiny_overrides + SMALL_7B_SHAPE + ["model.quantization=none", "model.dtype=float16"])
-    cfg8 = compose(tiny_overrides + SMALL_7B_SHAPE)
-    cuda = torch.device("cuda")
-    m16, tok = build_model(cfg16.model, cuda, cfg16.seed)
-    task = build_task(cfg16.dataset, tok, 64, 32)
-    batches = [to_device(b, cuda) for _, b in eval_batches(task.evals["validation"], 16, task.pad_id)]
+    fp16 = ["model.quantization=none", "model.dtype=float16"]
+    r16 = setup(compose(tiny_overrides + SMALL_7B_SHAPE + SETUP_ONLY + fp16))
+    task = r16.task
+    batches = [to_device(b, r16.device) for _, b in eval_batches(task.evals["validation"], 16, task.pad_id)]
     with torch.no_grad():
-        l16 = torch.cat([class_logits(m16, b, task.class_ids) for b in batches])
-    del m16
+        l16 = torch.cat([class_logits(r16.model, b, task.class_ids) for b in batches])
+    del r16
+    gc.collect()
     torch.cuda.empty_cache()
-    m8, _ = build_model(cfg8.model, cuda, cfg8.seed)
+    m8 = setup(compose(tiny_overrides + SMALL_7B_SHAPE + SETUP_ONLY)).model
     with torch.no_grad():
         l8 = torch.cat([class_logits(m8, b, task.class_ids) for b in batches])
     centred = l16 - l16.mean(dim=1, keepdim=True)
