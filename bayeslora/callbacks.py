@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from bayeslora.records import RECORD_FILE, read_record
 
 log = logging.getLogger("bayeslora")
 
@@ -20,10 +21,10 @@ class SweepSummary(Callback):
         root = Path(config.hydra.sweep.dir)
         counts: dict[str, int] = {}
         failed = []
-        for path in sorted(root.rglob("metrics.json")):
+        for path in sorted(root.rglob(RECORD_FILE)):
             try:
-                rec = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
+                rec = read_record(path.parent) or {"status": "unreadable"}
+            except (OSError, ValueError):
                 rec = {"status": "unreadable"}
             status = rec.get("status", "?")
             counts[status] = counts.get(status, 0) + 1

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from run_summary import summary_markdown  # noqa: E402
 
 from bayeslora.results.history import history_path, history_table  # noqa: E402
+from bayeslora.results.layout import fmt  # noqa: E402
 from bayeslora.results.runs import load_records, run_dir_of  # noqa: E402
 
 
@@ -70,12 +71,8 @@ def fit_rows(records: list[dict]) -> list[str]:
     return out
 
 
-METRICS = (
-    ("acc", "ACC % ↑", 100.0, 1),
-    ("ece", "ECE ×100 ↓", 100.0, 1),
-    ("nll", "NLL ↓", 1.0, 2),
-    ("brier", "Brier ↓", 1.0, 2),
-)
+# the compact table's columns: metric, its title here (the per-metric tables use layout's titles)
+COLUMNS = (("acc", "ACC % ↑"), ("ece", "ECE ×100 ↓"), ("nll", "NLL ↓"), ("brier", "Brier ↓"))
 
 
 def compact_table(table_csv: Path) -> str:
@@ -85,15 +82,15 @@ def compact_table(table_csv: Path) -> str:
     df = pd.read_csv(table_csv)
     df = df[df.split == df.split.iloc[0]]
     lines = [
-        "| row | n | " + " | ".join(h for _, h, _, _ in METRICS) + " |",
-        "|---" * (2 + len(METRICS)) + "|",
+        "| row | n | " + " | ".join(h for _, h in COLUMNS) + " |",
+        "|---" * (2 + len(COLUMNS)) + "|",
     ]
     for label, g in df.groupby("label", sort=False):
         cells = []
-        for metric, _, scale, digits in METRICS:
+        for metric, _ in COLUMNS:
             r = g[g.metric == metric].iloc[0]
-            sem = "" if pd.isna(r["sem"]) else f" ± {scale * r['sem']:.{digits}f}"
-            cells.append(f"{scale * r['mean']:.{digits}f}{sem}")
+            sem = "" if pd.isna(r["sem"]) else f" ± {fmt(r['sem'], metric)}"
+            cells.append(f"{fmt(r['mean'], metric)}{sem}")
         lines.append(f"| {label} | {int(g['n'].iloc[0])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

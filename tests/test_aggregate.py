@@ -56,8 +56,9 @@ def write_record(
     splits: dict | None = None,
     folder: str | None = None,
     table_rows: list[str] | None = None,
+    **fields,
 ) -> Path:
-    """A metrics.json following the RunRecord schema, at the runner's place."""
+    """A metrics.json following the RunRecord schema, at the runner's place (``fields`` added)."""
     run_dir = results / "runs" / exp / dataset / model / method / (folder or f"seed={seed}")
     run_dir.mkdir(parents=True, exist_ok=True)
     rec = {
@@ -83,6 +84,7 @@ def write_record(
         "traceback": None,
         "provenance": provenance or {"git_commit": "abc", "git_dirty": False},
         "schema_version": 1,
+        **fields,
     }
     path = run_dir / "metrics.json"
     path.write_text(json.dumps(rec), encoding="utf-8")
@@ -393,6 +395,43 @@ def test_rows_and_columns_in_paper_order(tmp_path):
     ]
 
 
+def test_rows_follow_the_records_ranks_and_labels(tmp_path):
+    """A new method's rows need no edit in the results side: the record's ``ranks`` place them and
+    its ``labels`` name them; a record without ``ranks`` keeps the old order."""
+    res = tmp_path / "results"
+    values = m(0.5, 0.1, 0.7, 0.4)
+    for seed in SEEDS:
+        write_record(
+            res, "arc_e", "adamw", seed, {"map": values, "swag": values}, ranks={"map": 10, "swag": 60}
+        )
+        write_record(
+            res,
+            "arc_e",
+            "newm",
+            seed,
+            {"new_view": values, "new_extra": values},
+            ranks={"new_view": 15, "new_extra": 200},
+            labels={"new_view": "+ New view", "new_extra": "New extra"},
+        )
+        write_record(res, "arc_e", "ivon", seed, {"ivon_mean": values, "ivon": values})  # no ranks
+    summary = S.summarize(R.load_records(res / "runs" / "t1"))
+    first = T.markdown_table(summary).split("\n\n")[0].splitlines()
+    names = [line.split("|")[1].strip() for line in first[2:]]
+    assert names == ["AdamW", "+ New view", "+ SWAG", "IVON@mean", "IVON", "New extra"]
+    ranks = summary.drop_duplicates("predictive").set_index("predictive")["rank"].to_dict()
+    assert ranks == {"map": 10, "swag": 60, "new_view": 15, "new_extra": 200, "ivon_mean": 70, "ivon": 80}
+    # the long table (and its CSV) follows the same order
+    long = S.long_table(summary)
+    assert list(dict.fromkeys(long.predictive)) == [
+        "map",
+        "new_view",
+        "swag",
+        "ivon_mean",
+        "ivon",
+        "new_extra",
+    ]
+
+
 def test_split_option(results):
     res = results
     shifted = {p: m(0.9, 0.01, 0.2, 0.1) for p in ("map", "swag")}
@@ -408,12 +447,12 @@ def test_split_option(results):
             "arc_c:validation": shifted,
         },
     )
-    long, md = A.build_tables("ood", res, split="arc_c:validation", expected_seeds=[21])
+    long = A.aggregate("ood", res, split="arc_c:validation", expected_seeds=[21]).long
     assert summary_row(long, "obqa", "map", "acc")["mean"] == 0.9
     assert set(long.split) == {"arc_c:validation"}
     assert (res / "tables" / "ood_arc_c-validation.md").is_file()
     with pytest.raises(AggregationError, match="no record has split 'nope'"):
-        A.build_tables("ood", res, split="nope")
+        A.aggregate("ood", res, split="nope")
 
 
 # ------------------------------------------------------------------- preds.npz: recompute, ensembles

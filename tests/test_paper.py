@@ -14,7 +14,7 @@ from bayeslora.results import claims as C
 from bayeslora.results import paper as P
 from bayeslora.results import paper_table as PT
 from bayeslora.results.aggregate import main
-from bayeslora.results.layout import DATASET_ORDER, METRIC_KEYS, PAPER_ROWS, metric_info
+from bayeslora.results.layout import DATASET_ORDER, METRIC_KEYS, metric_info
 from bayeslora.results.runs import load_records
 from bayeslora.results.summary import summarize
 from bayeslora.results.tables import markdown_table
@@ -37,6 +37,8 @@ SHIFT = {  # per row, added to BASE (ACC) or subtracted (the others)
     "ivon": 4.1,
 }
 SEM = {"acc": 0.6, "ece": 0.5, "nll": 0.03, "brier": 0.01}
+# the paper's eight rows: predictive -> (training method, printed label), as paper_table1.csv has them
+PAPER_ROWS = PT.paper_rows(PT.load_paper_table())
 
 
 def fixture_paper() -> pd.DataFrame:
@@ -84,7 +86,18 @@ def test_shipped_table_has_every_cell_and_cites_the_paper():
     paper = PT.load_paper_table()
     assert len(paper) == 8 * 7 * 4 == 224
     assert set(paper.dataset) == {*DATASET_ORDER, "average"}
-    assert set(paper.predictive) == set(PAPER_ROWS) and set(paper.metric) == set(METRIC_KEYS)
+    assert PAPER_ROWS == {
+        "map": ("adamw", "AdamW"),
+        "mc_dropout": ("adamw", "+ MC Drop"),
+        "laplace_kfac": ("adamw", "+ LA (KFAC)"),
+        "laplace_diag": ("adamw", "+ LA (diag)"),
+        "swa": ("adamw", "+ SWA"),
+        "swag": ("adamw", "+ SWAG"),
+        "ivon_mean": ("ivon", "IVON@mean"),
+        "ivon": ("ivon", "IVON"),
+    }
+    assert list(PAPER_ROWS) == list(dict.fromkeys(paper.predictive))  # in the paper's order
+    assert set(paper.metric) == set(METRIC_KEYS)
     assert not paper.duplicated(["predictive", "dataset", "metric"]).any()
     assert "arXiv:2411.04421v1 Table 1" in PT.PAPER_CSV.read_text()
     # every cell typed in, citing the paper; a SEM everywhere but in the Average column

@@ -46,8 +46,6 @@ import os
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from bayeslora.errors import BayesLoraError
 from bayeslora.loggers import WandbUploadError, upload_to_wandb
 from bayeslora.results.layout import DEFAULT_ECE_BINS
@@ -57,7 +55,7 @@ from bayeslora.results.runs import AggregationError, group_records, load_records
 from bayeslora.results.summary import CSV_COLUMNS
 from bayeslora.results.tables import Tables, make_tables
 
-__all__ = ["AggregationError", "aggregate", "build_tables", "main"]
+__all__ = ["AggregationError", "aggregate", "main"]
 
 
 def _suffix(split: str | None, recompute_bins: int | None) -> str:
@@ -153,20 +151,6 @@ def aggregate(
     finally:
         out.cleanup()
     return tables
-
-
-def build_tables(
-    exp: str,
-    results_dir: Path,
-    split: str | None = None,
-    expected_seeds: list[int] | None = None,
-    write: bool = True,
-    all_rows: bool = False,
-    **kwargs,
-) -> tuple[pd.DataFrame, str]:
-    """The long CSV frame and the Markdown; writes ``<results>/tables/<exp>.{csv,md,tex}``."""
-    t = aggregate(exp, results_dir, split, expected_seeds, write, all_rows, **kwargs)
-    return t.long, t.md
 
 
 def parse_seeds(text: str) -> list[int] | None:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from bayeslora.results.history import median_step_seconds
-from bayeslora.results.layout import AVERAGE, DATASET_LABELS, dataset_rank, metric_info
-from bayeslora.results.paper_table import Z_MAX, half_unit, ours_display
+from bayeslora.results.layout import DATASET_LABELS, dataset_rank, fmt, metric_info
+from bayeslora.results.paper_table import Z_MAX, half_unit, load_paper_table, ours_display
 from bayeslora.results.runs import dataset_label, group_records
 from bayeslora.results.summary import base_rows
 from bayeslora.results.tables import column_labels
@@ -69,11 +69,15 @@ CLAIMS = _claims()
 
 
 def check_claims(
-    summary: pd.DataFrame, records: list[dict] | None = None, z_max: float = Z_MAX
+    summary: pd.DataFrame,
+    records: list[dict] | None = None,
+    z_max: float = Z_MAX,
+    paper: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Each claim per model and column (datasets, then Average): holds / does not hold / cannot be
-    checked, with the numbers behind the verdict."""
-    ours = ours_display(summary)
+    checked, with the numbers behind the verdict. ``paper`` names the paper's rows (default: the
+    shipped ``paper_table1.csv``)."""
+    ours = ours_display(summary, load_paper_table() if paper is None else paper)
     cols = ["model", "claim", "text", "column", "verdict", "evidence"]
     if ours.empty:
         return pd.DataFrame(columns=cols)
@@ -81,9 +85,7 @@ def check_claims(
     idx = {(r.model, r.dataset, r.predictive, r.metric): r for r in ours.itertuples(index=False)}
     rows = []
     for model in sorted(set(ours.model)):
-        columns = sorted(
-            {d for (mo, d, _, _) in idx if mo == model}, key=lambda d: (d == AVERAGE, dataset_rank(d), d)
-        )
+        columns = sorted({d for (mo, d, _, _) in idx if mo == model}, key=lambda d: (dataset_rank(d), d))
         for c in CLAIMS:
             for d in columns:
                 a, b = idx.get((model, d, c.ours, c.metric)), idx.get((model, d, c.other, c.metric))
@@ -99,9 +101,10 @@ def check_claims(
                     ok = diff < 0
                 else:  # not worse by more than z_max combined SEMs (half a printed unit without SEMs)
                     ok = diff <= (z_max * se if se > 0 else half_unit(c.metric))
-                dec = metric_info(c.metric)[2] + 1
-                ev = f"{a.ours:.{dec}f} vs {b.ours:.{dec}f} (diff {diff:+.{dec}f}"
-                ev += f", combined SEM {se:.{dec}f})" if c.kind == "comparable" else ")"
+                m = c.metric
+                ev = f"{fmt(a.ours, m, 1, scaled=True)} vs {fmt(b.ours, m, 1, scaled=True)} "
+                ev += f"(diff {fmt(diff, m, 1, sign=True, scaled=True)}"
+                ev += f", combined SEM {fmt(se, m, 1, scaled=True)})" if c.kind == "comparable" else ")"
                 rows.append([model, c.id, c.text, labels.get(d, d), "holds" if ok else "does not hold", ev])
     rows += cost_claims(records or [])
     return pd.DataFrame(rows, columns=cols)

@@ -1,13 +1,18 @@
-"""The paper's Table 1 layout: row and column order, labels and the printed precision.
+"""The paper's Table 1 layout: column order, metric titles, the printed precision, and formatting.
 
-Tables, figures and the comparison with the paper all take their order and labels from here; this
-module imports nothing from the package.
+Tables, figures and the comparison with the paper all take their column order, metric titles and
+number formatting from here; row order and row labels come from the records (``ranks``,
+``labels``), the paper's rows from ``paper_table1.csv``. This module imports nothing from the
+package.
 """
 
 from __future__ import annotations
 
-# Table rows (predictives) in the paper's order; the ones after "ivon" are this package's extras.
-PREDICTIVE_ORDER = [
+import math
+
+# Row order of records written before they carried ``ranks``; every conf/predictive/<name>.yaml's
+# ``table_rank`` is the source of truth, and for these rows it is 10 × the position here.
+LEGACY_ROW_ORDER = [
     "zero_shot",
     "map",
     "mc_dropout",
@@ -21,17 +26,6 @@ PREDICTIVE_ORDER = [
     "blob_mean",
     "blob",
 ]
-# The paper's eight rows: predictive -> (training method, printed label).
-PAPER_ROWS = {
-    "map": ("adamw", "AdamW"),
-    "mc_dropout": ("adamw", "+ MC Drop"),
-    "laplace_kfac": ("adamw", "+ LA (KFAC)"),
-    "laplace_diag": ("adamw", "+ LA (diag)"),
-    "swa": ("adamw", "+ SWA"),
-    "swag": ("adamw", "+ SWAG"),
-    "ivon_mean": ("ivon", "IVON@mean"),
-    "ivon": ("ivon", "IVON"),
-}
 # Columns in the paper's order.
 DATASET_ORDER = ["winogrande_s", "arc_c", "arc_e", "winogrande_m", "obqa", "boolq"]
 # Fallback column labels for records written before records carried ``dataset_label``
@@ -69,15 +63,24 @@ def metric_info(metric: str) -> tuple[str, float, int]:
     return title, scale, dec
 
 
-def order(values, preferred) -> list:
-    """``values`` in ``preferred`` order, the others after it, sorted."""
-    values = set(values)
-    return [v for v in preferred if v in values] + sorted(v for v in values if v not in preferred)
+def fmt(value, metric: str, extra_digits: int = 0, sign: bool = False, scaled: bool = False) -> str:
+    """A value with the paper's precision for ``metric`` plus ``extra_digits``: raw units (fractions)
+    are scaled to the displayed ones (ACC and ECE ×100) unless ``scaled``; None or NaN is "–"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    _, scale, dec = metric_info(metric)
+    v = float(value) if scaled else float(value) * scale
+    return f"{v:{'+' if sign else ''}.{dec + int(extra_digits)}f}"
 
 
-def predictive_rank(pred: str) -> int:
-    return PREDICTIVE_ORDER.index(pred) if pred in PREDICTIVE_ORDER else len(PREDICTIVE_ORDER)
+def legacy_rank(pred: str) -> int:
+    """The row rank of a predictive in a record without ``ranks`` (unknown ones last)."""
+    order = LEGACY_ROW_ORDER
+    return 10 * (order.index(pred) if pred in order else len(order))
 
 
 def dataset_rank(dataset: str) -> int:
+    """Columns in the paper's order, then the others, then the Average."""
+    if dataset == AVERAGE:
+        return len(DATASET_ORDER) + 1
     return DATASET_ORDER.index(dataset) if dataset in DATASET_ORDER else len(DATASET_ORDER)

@@ -24,7 +24,7 @@ from bayeslora.results.layout import (
     DATASET_LABELS,
     DATASET_ORDER,
     METRIC_KEYS,
-    PAPER_ROWS,
+    fmt,
     metric_info,
 )
 from bayeslora.results.outputs import StagedOutputs
@@ -35,13 +35,8 @@ from bayeslora.results.paper_table import (
     load_paper_table,
     paper_average_mismatches,
     paper_change_mismatches,
+    paper_rows,
 )
-
-
-def _fmt(v, metric: str, extra: int, sign: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:{'+' if sign else ''}.{metric_info(metric)[2] + extra}f}"
 
 
 def report_markdown(
@@ -53,7 +48,7 @@ def report_markdown(
     extra_digits: int = 0,
     z_max: float = Z_MAX,
 ) -> str:
-    n_paper = int(paper["mean"].notna().sum())
+    n_paper, rows = int(paper["mean"].notna().sum()), paper_rows(paper)
     out = [
         f"# {exp} beside the paper's Table 1",
         "",
@@ -97,21 +92,25 @@ def report_markdown(
         ]
         for r in cells.itertuples(index=False):
             title = metric_info(r.metric)[0]
-            ours = _fmt(r.ours, r.metric, extra_digits) + (
-                "" if math.isnan(r.ours_sem) else f" ± {_fmt(r.ours_sem, r.metric, extra_digits)}"
+            ours = fmt(r.ours, r.metric, extra_digits, scaled=True) + (
+                "" if math.isnan(r.ours_sem) else f" ± {fmt(r.ours_sem, r.metric, extra_digits, scaled=True)}"
             )
             paper_s = (
                 "–"
                 if pd.isna(r.paper)
-                else _fmt(r.paper, r.metric, extra_digits)
-                + ("" if pd.isna(r.paper_sem) else f" ± {_fmt(r.paper_sem, r.metric, extra_digits)}")
+                else fmt(r.paper, r.metric, extra_digits, scaled=True)
+                + (
+                    ""
+                    if pd.isna(r.paper_sem)
+                    else f" ± {fmt(r.paper_sem, r.metric, extra_digits, scaled=True)}"
+                )
             )
             within = {True: "yes", False: "**no**"}.get(r.within_noise, "no paper value")
             col = AVERAGE_LABEL if r.dataset == AVERAGE else DATASET_LABELS.get(r.dataset, r.dataset)
             name = f"{r.label} [{r.model}]" if multi else r.label
             z = "–" if pd.isna(r.z) else f"{r.z:+.1f}"
             out.append(
-                f"| {name} | {col} | {title} | {ours} | {paper_s} | {_fmt(r.diff, r.metric, extra_digits, True)} | {z} | {within} |"
+                f"| {name} | {col} | {title} | {ours} | {paper_s} | {fmt(r.diff, r.metric, extra_digits, sign=True, scaled=True)} | {z} | {within} |"
             )
         compared = cells[cells.within_noise.notna()]
         if len(compared):
@@ -128,7 +127,7 @@ def report_markdown(
         g = lacking.groupby(["dataset", "reason"], sort=False).predictive.unique()
         for (d, reason), preds in g.items():
             col = AVERAGE_LABEL if d == AVERAGE else DATASET_LABELS.get(d, d)
-            labels = [PAPER_ROWS[p][1] for p in preds]
+            labels = [rows[p][1] for p in preds]
             out.append(f"- {col}: {', '.join(labels)} ({reason})")
     out += [
         "",
@@ -158,19 +157,19 @@ def report_markdown(
 
 def _paper_self_check(paper: pd.DataFrame) -> list[str]:
     """Report lines naming the paper's cells that disagree with the paper's other printed numbers."""
-    lines = []
+    rows, lines = paper_rows(paper), []
     for r in paper_average_mismatches(paper).itertuples(index=False):
-        dec = metric_info(r.metric)[2]
         lines.append(
-            f"- {PAPER_ROWS[r.predictive][1]}, {metric_info(r.metric)[0]}: the Average is printed as "
-            f"{r.printed:.{dec}f}, but the row's six printed means average to {r.derived:.{dec + 1}f}."
+            f"- {rows[r.predictive][1]}, {metric_info(r.metric)[0]}: the Average is printed as "
+            f"{fmt(r.printed, r.metric, scaled=True)}, but the row's six printed means average to "
+            f"{fmt(r.derived, r.metric, 1, scaled=True)}."
         )
     for r in paper_change_mismatches(paper).itertuples(index=False):
-        dec = metric_info(r.metric)[2]
         col = AVERAGE_LABEL if r.dataset == AVERAGE else DATASET_LABELS.get(r.dataset, r.dataset)
         lines.append(
-            f"- {PAPER_ROWS[r.predictive][1]}, {col}, {metric_info(r.metric)[0]}: the change vs AdamW is "
-            f"printed as {r.printed:+.{dec}f}, but the printed means differ by {r.derived:+.{dec}f}."
+            f"- {rows[r.predictive][1]}, {col}, {metric_info(r.metric)[0]}: the change vs AdamW is "
+            f"printed as {fmt(r.printed, r.metric, sign=True, scaled=True)}, but the printed means "
+            f"differ by {fmt(r.derived, r.metric, sign=True, scaled=True)}."
         )
     if not lines:
         return []
@@ -248,4 +247,4 @@ def write_report(
 def build_report(records: list[dict], summary: pd.DataFrame, paper: pd.DataFrame):
     """(cells, lacking, claims) of one run set against ``paper``."""
     cells, lacking = compare(summary, paper)
-    return cells, lacking, check_claims(summary, records)
+    return cells, lacking, check_claims(summary, records, paper=paper)

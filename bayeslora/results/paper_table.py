@@ -21,10 +21,8 @@ from bayeslora.results.layout import (
     AVERAGE,
     DATASET_ORDER,
     METRIC_KEYS,
-    PAPER_ROWS,
     dataset_rank,
     metric_info,
-    predictive_rank,
 )
 from bayeslora.results.runs import AggregationError
 from bayeslora.results.summary import averages, base_rows
@@ -48,6 +46,12 @@ def load_paper_table(path: Path | None = None) -> pd.DataFrame:
     if PAPER_CHANGE not in df:
         df[PAPER_CHANGE] = np.nan
     return df[[*PAPER_COLUMNS, PAPER_CHANGE]].astype({"mean": float, "sem": float, PAPER_CHANGE: float})
+
+
+def paper_rows(paper: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """The paper's rows in its order: predictive -> (training method, printed label)."""
+    rows = paper[["predictive", "method", "label"]].drop_duplicates("predictive")
+    return {r.predictive: (r.method, r.label) for r in rows.itertuples(index=False)}
 
 
 def half_unit(metric: str) -> float:
@@ -92,13 +96,15 @@ def paper_change_mismatches(paper: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["predictive", "dataset", "metric", "derived", "printed"])
 
 
-def ours_display(summary: pd.DataFrame) -> pd.DataFrame:
-    """Reproduced cells of the paper's rows (per dataset + Average) in display units."""
+def ours_display(summary: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Reproduced cells of the paper's rows (per dataset + Average) in display units: the rows whose
+    (method, predictive) is one of ``paper``'s."""
     base = base_rows(summary)
     if base.empty:
         return pd.DataFrame(columns=["model", "dataset", "predictive", "metric", "ours", "ours_sem", "n"])
     both = pd.concat([base, averages(base)], ignore_index=True)
-    keep = both.apply(lambda r: PAPER_ROWS.get(r.predictive, (None,))[0] == r.method, axis=1)
+    rows = paper_rows(paper)
+    keep = [rows.get(p, (None,))[0] == m for p, m in zip(both.predictive, both.method)]
     both = both[keep].copy()
     scale = both.metric.map(lambda m: metric_info(m)[1])
     both["ours"] = both["mean"].astype(float) * scale
@@ -111,7 +117,7 @@ def compare(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cells, lacking): every reproduced cell of the paper's rows and columns beside the paper's,
     and the paper's cells the run does not have."""
-    ours = ours_display(summary)
+    ours = ours_display(summary, paper)
     run_datasets = set(base_rows(summary).dataset) if len(summary) else set()
     comparable_avg = run_datasets == set(DATASET_ORDER)
     ours = ours[ours.dataset.isin(DATASET_ORDER) | ((ours.dataset == AVERAGE) & comparable_avg)]
@@ -128,7 +134,7 @@ def compare(
     by_rounding = cells["diff"].abs() <= half + 1e-9
     cells["within_noise"] = np.where(cells.paper.isna(), None, np.where(se > 0, by_z, by_rounding))
     cells["basis"] = np.where(cells.paper.isna(), "no paper value", np.where(se > 0, "z", "rounding"))
-    cells = _sorted(cells)
+    cells = _sorted(cells, paper)
     have = set(zip(ours.predictive, ours.dataset, ours.metric))
     lacking = paper[[(p, d, m) not in have for p, d, m in zip(paper.predictive, paper.dataset, paper.metric)]]
     reason = np.where(
@@ -140,15 +146,17 @@ def compare(
     )
     lacking = lacking.assign(reason=reason).rename(columns={"mean": "paper", "sem": "paper_sem"})
     lacking = lacking[["predictive", "label", "dataset", "metric", "paper", "paper_sem", "reason"]]
-    return cells, _sorted(lacking)
+    return cells, _sorted(lacking, paper)
 
 
-def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+def _sorted(df: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Columns, then the paper's rows, then metrics in the paper's order."""
     if df.empty:
         return df.reset_index(drop=True)
+    rows = list(paper_rows(paper))
     key = {
-        "_d": df.dataset.map(lambda d: len(DATASET_ORDER) if d == AVERAGE else dataset_rank(d)),
-        "_p": df.predictive.map(predictive_rank),
+        "_d": df.dataset.map(dataset_rank),
+        "_p": df.predictive.map(lambda p: rows.index(p) if p in rows else len(rows)),
         "_m": df.metric.map(METRIC_KEYS.index),
     }
     cols = ["model", "_d", "_p", "_m"] if "model" in df else ["_d", "_p", "_m"]

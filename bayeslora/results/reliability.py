@@ -18,7 +18,7 @@ import pandas as pd
 from bayeslora import metrics as M
 from bayeslora.errors import FigureError
 from bayeslora.results.draw import new_figure
-from bayeslora.results.layout import DATASET_LABELS, DEFAULT_ECE_BINS, POSTHOC_SUFFIX, PREDICTIVE_ORDER
+from bayeslora.results.layout import DATASET_LABELS, DEFAULT_ECE_BINS, POSTHOC_SUFFIX
 from bayeslora.results.runs import group_records, run_dir_of
 from bayeslora.results.summary import summarize
 
@@ -47,7 +47,9 @@ def reliability_data(
         return {}
     groups = group_records(records)
     out: dict[str, list[pd.DataFrame]] = {}
-    keys = s[["dataset", "model", "method", "predictive", "label"]].drop_duplicates()
+    keys = s[["dataset", "model", "method", "predictive", "label", "rank"]].drop_duplicates(
+        ["dataset", "model", "method", "predictive"]
+    )
     preds_cache: dict[str, dict[str, np.ndarray] | None] = {}
     for k in keys.itertuples(index=False):
         probs, labels, seeds = [], [], []
@@ -71,8 +73,7 @@ def reliability_data(
         except ValueError as e:
             raise FigureError(f"{k.dataset}/{k.model}/{k.method}/{k.predictive}: {e}") from None
         bins = reliability_bins(pooled, y, n_bins)
-        order = PREDICTIVE_ORDER.index(k.predictive) if k.predictive in PREDICTIVE_ORDER else 99
-        bins.insert(0, "order", order)
+        bins.insert(0, "order", int(k.rank))
         bins.insert(1, "posthoc", k.method.endswith(POSTHOC_SUFFIX))
         for i, (col, val) in enumerate(
             [

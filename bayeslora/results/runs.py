@@ -6,7 +6,6 @@ imports only the record layer, ``metrics`` (to recompute from ``preds.npz``) and
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
@@ -14,8 +13,8 @@ import numpy as np
 
 from bayeslora import metrics as M
 from bayeslora.errors import AggregationError
-from bayeslora.records import RECORD_FILE
-from bayeslora.results.layout import DATASET_LABELS
+from bayeslora.records import RECORD_FILE, read_record
+from bayeslora.results.layout import DATASET_LABELS, legacy_rank
 
 _REQUIRED = ("dataset", "model", "method", "seed", "config_hash")
 
@@ -28,11 +27,11 @@ def load_records(exp_dir: Path) -> list[dict]:
     records = []
     for path in sorted(exp_dir.rglob(RECORD_FILE)):
         try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise AggregationError(f"{path}: not valid JSON ({e.msg})") from None
+            rec = read_record(path.parent)
         except (OSError, UnicodeDecodeError) as e:
             raise AggregationError(f"{path}: unreadable ({e})") from None
+        if rec is None:
+            raise AggregationError(f"{path}: not valid JSON")
         if not isinstance(rec, dict) or "status" not in rec:
             raise AggregationError(f"{path}: not a run record (no 'status')")
         if rec["status"] == "success":
@@ -91,6 +90,13 @@ def run_label(records: list[dict]) -> str:
     r = records[0]
     pred = r.get("val_predictive") or next(iter(r.get("table_rows") or []), None)
     return str((r.get("labels") or {}).get(pred) or r["method"])
+
+
+def row_rank(record: dict, pred: str) -> int:
+    """The row order of a predictive: the record's ``ranks`` (from its predictive config's
+    ``table_rank``), else :func:`bayeslora.results.layout.legacy_rank`."""
+    rank = (record.get("ranks") or {}).get(pred)
+    return int(rank) if rank is not None else legacy_rank(pred)
 
 
 def metrics_of(record: dict, split: str | None) -> dict:

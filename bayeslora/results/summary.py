@@ -23,11 +23,18 @@ from bayeslora.results.layout import (
     DELTA_PREDICTIVES,
     METRIC_KEYS,
     dataset_rank,
-    predictive_rank,
+    legacy_rank,
 )
-from bayeslora.results.runs import AggregationError, covered_seeds, dataset_label, group_records, metrics_of
+from bayeslora.results.runs import (
+    AggregationError,
+    covered_seeds,
+    dataset_label,
+    group_records,
+    metrics_of,
+    row_rank,
+)
 
-# the long CSV's columns; in memory the frames also carry ``dataset_label``
+# the long CSV's columns; in memory the frames also carry ``dataset_label`` and the row's ``rank``
 CSV_COLUMNS = [
     "experiment",
     "split",
@@ -46,14 +53,18 @@ CSV_COLUMNS = [
     "dirty",
     "config_hash",
 ]
-COLUMNS = [*CSV_COLUMNS, "dataset_label"]
+COLUMNS = [*CSV_COLUMNS, "dataset_label", "rank"]
 KEY = ["dataset", "model", "method", "predictive", "metric"]
 
 
 def sem(values) -> float:
-    """Standard error of the mean over seeds: sample std (ddof=1) / sqrt(n); NaN for n < 2."""
+    """Standard error of the mean over seeds: sample std (ddof=1) / sqrt(n); NaN for n < 2. It is
+    pandas' ``sem``, which :func:`summarize` takes per group (``SEM``) for the tables."""
     x = pd.Series(values, dtype=float)
     return float(x.sem(ddof=1)) if len(x) > 1 else float("nan")
+
+
+SEM = "sem"  # pandas' groupby SEM, the same definition as :func:`sem`
 
 
 def _seeds_str(seeds) -> str:
@@ -97,6 +108,7 @@ def observations(records: list[dict], split: str | None = None, all_rows: bool =
                             method=method,
                             predictive=pred,
                             label=(r.get("labels") or {}).get(pred) or None,
+                            rank=row_rank(r, pred),
                             metric=metric,
                             value=value,
                             seed=int(r["seed"]),
@@ -129,9 +141,10 @@ def summarize(
             split=("split", "first"),
             dataset_label=("dataset_label", "first"),
             label=("label", "first"),
+            rank=("rank", "min"),
             n=("value", "size"),
             mean=("value", "mean"),
-            sem=("value", sem),
+            sem=("value", SEM),
             seeds=("seed", _seeds_str),
             covered=("covered", lambda c: set().union(*c)),
             dirty=("dirty", "any"),
@@ -157,6 +170,8 @@ def base_rows(df: pd.DataFrame) -> pd.DataFrame:
         out[col] = out[col].fillna("").astype(str)
     if "dataset_label" not in out:
         out["dataset_label"] = None
+    if "rank" not in out:  # a long table read back from its CSV
+        out["rank"] = out.predictive.map(legacy_rank)
     return out
 
 
@@ -182,6 +197,7 @@ def averages(base: pd.DataFrame) -> pd.DataFrame:
         experiment=("experiment", "first"),
         split=("split", "first"),
         label=("label", "first"),
+        rank=("rank", "min"),
         n_datasets=("ds", "nunique"),
         mean=("mean", "mean"),
         sem2=("sem2", lambda s: s.sum(min_count=len(s)) if s.notna().all() else np.nan),
@@ -243,7 +259,7 @@ def long_table(summary: pd.DataFrame) -> pd.DataFrame:
     rank = {
         "_kind": out.metric.str.startswith(DELTA).astype(int) * 2 + (out.dataset == AVERAGE).astype(int),
         "_d": out.dataset.map(dataset_rank),
-        "_p": out.predictive.map(predictive_rank),
+        "_p": out["rank"],
         "_m": out.metric.map(lambda m: METRIC_KEYS.index(m.split("/")[-1])),
     }
     out = out.assign(**rank).sort_values(

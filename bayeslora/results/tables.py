@@ -22,8 +22,8 @@ from bayeslora.results.layout import (
     METRIC_KEYS,
     METRICS,
     POSTHOC_SUFFIX,
+    fmt,
     metric_info,
-    predictive_rank,
 )
 from bayeslora.results.runs import AggregationError
 from bayeslora.results.summary import averages, base_rows, datasets_of, deltas_vs_adamw, long_table, summarize
@@ -53,18 +53,19 @@ class Grid:
 
 def row_keys(base: pd.DataFrame) -> list[tuple[tuple[str, str, str], str]]:
     """Table rows in the paper's order: ((model, method, predictive), displayed name)."""
-    keys = base[["model", "method", "predictive", "label"]].drop_duplicates(["model", "method", "predictive"])
+    cols = ["model", "method", "predictive", "label", "rank"]
+    keys = base[cols].drop_duplicates(["model", "method", "predictive"])
 
     def sort_key(k):
-        model, method, pred, _ = k
-        return (model, predictive_rank(pred), method.endswith(POSTHOC_SUFFIX), method, pred)
+        model, method, pred, _, rank = k
+        return (model, int(rank), method.endswith(POSTHOC_SUFFIX), method, pred)
 
     ks = sorted(keys.itertuples(index=False, name=None), key=sort_key)
     multi_model = len({k[0] for k in ks}) > 1
-    names = [f"{label} [{model}]" if multi_model else str(label) for model, _, _, label in ks]
+    names = [f"{label} [{model}]" if multi_model else str(label) for model, _, _, label, _ in ks]
     dup = {n for n in names if names.count(n) > 1}
     names = [f"{n} ({k[1]}/{k[2]})" if n in dup else n for n, k in zip(names, ks)]
-    return [((m, me, p), n) for (m, me, p, _), n in zip(ks, names)]
+    return [((m, me, p), n) for (m, me, p, _, _), n in zip(ks, names)]
 
 
 def column_labels(base: pd.DataFrame) -> dict[str, str]:
@@ -80,12 +81,6 @@ def column_labels(base: pd.DataFrame) -> dict[str, str]:
 def table_columns(datasets: list[str]) -> list[str]:
     """The table's columns: the datasets, then the Average when there are at least two."""
     return [*datasets, AVERAGE] if len(datasets) > 1 else list(datasets)
-
-
-def fmt(value: float, metric: str, extra_digits: int = 0, sign: bool = False) -> str:
-    """A raw value in the paper's display units and precision (+ ``extra_digits``)."""
-    _, scale, dec = metric_info(metric)
-    return f"{value * scale:{'+' if sign else ''}.{dec + int(extra_digits)}f}"
 
 
 def grid(df: pd.DataFrame, notes: list[str] | None = None, extra_digits: int = 0) -> Grid:
