@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 CONF_DIR = Path(os.environ.get("BAYESLORA_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
 
@@ -27,17 +27,14 @@ def adapter_name(adapter: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._+=-]", "-", name)
 
 
-def composed_predictives(*, _root_: DictConfig) -> list[str]:
+def composed_predictives(*, _root_: DictConfig) -> ListConfig:
     """The names of the predictive configs a run composed (``predictive.<name>`` with a ``_target_``),
     in the order of the defaults lists: a method's rows (``method.predictives`` defaults to them).
     Fragments that only tune a predictive the method does not compose (e.g. an experiment's
     ``predictive.swag.interval`` in an IVON run) are not rows."""
     node = _root_.get("predictive") or {}
-    return [
-        name
-        for name, sub in node.items_ex(resolve=False)
-        if isinstance(sub, DictConfig) and "_target_" in sub
-    ]
+    names = [k for k, sub in node.items_ex(resolve=False) if isinstance(sub, DictConfig) and "_target_" in sub]
+    return ListConfig(names)
 
 
 OmegaConf.register_new_resolver("bayeslora.adapter_name", adapter_name, replace=True)

@@ -55,9 +55,7 @@ def check(cfg: DictConfig):
     from bayeslora.contracts import GaussianPosterior
     from bayeslora.predictives import build_predictive
     from bayeslora.schema import validate
-    from bayeslora.utils.secrets import refuse_secret_keys
 
-    refuse_secret_keys(OmegaConf.to_container(cfg, resolve=False))
     if OmegaConf.is_missing(cfg, "adapter"):
         raise ConfigError(
             "adapter is required: a PEFT LoRA adapter folder, a hub id, or adapter=null for the base model"

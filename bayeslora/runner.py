@@ -40,7 +40,7 @@ from bayeslora.predictives import EvalContext, Predictive, build_predictive
 from bayeslora.records import RunRecord, config_hash, git_info, package_versions, should_skip, write_record
 from bayeslora.utils.device import peak_memory_mb, resolve_device
 from bayeslora.utils.instantiate import instantiate
-from bayeslora.utils.secrets import refuse_secret_keys, scrub
+from bayeslora.utils.secrets import scrub
 from bayeslora.utils.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -380,9 +380,9 @@ def provenance(device: torch.device, started: datetime, t_start: float) -> dict[
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train, evaluate and record one run; returns the record as a dict."""
+    """Train, evaluate and record one run; returns the record as a dict. The entry points check
+    ``cfg`` first (:func:`bayeslora.schema.validate`); a caller of ``run`` should too."""
     run_dir = Path(cfg.run_dir)
-    refuse_secret_keys(OmegaConf.to_container(cfg, resolve=False))
     chash = config_hash(cfg)
     done = should_skip(run_dir, chash, cfg.overwrite)
     if done is not None:

@@ -340,7 +340,12 @@ def target_keys(cfg: DictConfig) -> list[str]:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check ``cfg`` before any model or data loads; raise ConfigError (one line) on the first bad value."""
+    """Check ``cfg`` before any model or data loads; raise ConfigError (one line) on the first bad value.
+    The one check of a run's config: it also refuses secret-looking keys (secrets belong in the
+    environment; the config is written to disk and W&B)."""
+    from bayeslora.utils.secrets import refuse_secret_keys
+
+    refuse_secret_keys(OmegaConf.to_container(cfg, resolve=False))
     check_fixed(cfg)
     from bayeslora.predictives import TABLE_KEYS, build_predictive
 

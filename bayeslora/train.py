@@ -20,6 +20,8 @@ import bayeslora.config  # noqa: F401  (registers the config resolvers used by c
 from bayeslora.errors import BayesLoraError
 
 log = logging.getLogger("bayeslora")
+# Set by cli() once it has composed and validated the config of a single run, before Hydra starts.
+_PRECHECKED = False
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -31,7 +33,8 @@ def main(cfg: DictConfig) -> float | None:
     install_log_filter()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        validate(cfg)  # each job of a sweep (cli checked its values before Hydra started)
+        if not _PRECHECKED:  # a sweep's jobs (cli checked each swept value), or main() called alone
+            validate(cfg)
     except BayesLoraError as e:
         if multirun:
             log.error("job refused: %s", scrub(str(e)))
@@ -155,12 +158,10 @@ def sweep_variants(overrides: list[str], limit: int = 50) -> list[list[str]]:
 def precheck(overrides: list[str], multirun: bool) -> None:
     """Compose the config of the run (of each value of a sweep) and validate it, turning Hydra's
     composition errors (unknown option or key, bad override syntax) into one-line ConfigErrors."""
-    from omegaconf import OmegaConf
 
     from bayeslora.config import compose_config
     from bayeslora.errors import ConfigError
     from bayeslora.schema import validate
-    from bayeslora.utils.secrets import refuse_secret_keys
 
     try:
         variants = sweep_variants(overrides) if multirun else [overrides]
@@ -171,8 +172,7 @@ def precheck(overrides: list[str], multirun: bool) -> None:
             cfg = compose_config(job)
         except Exception as e:  # Hydra's composition and override-parsing errors
             raise ConfigError(one_line(e)) from None
-        refuse_secret_keys(OmegaConf.to_container(cfg, resolve=False))  # e.g. from conf/local/
-        validate(cfg)
+        validate(cfg)  # also refuses secret-looking keys, e.g. from conf/local/
 
 
 def one_line(e: Exception) -> str:
@@ -223,6 +223,8 @@ def cli() -> None:
         refuse_secret_overrides(overrides)  # before Hydra writes them into .hydra/*.yaml
         if not (set(flags) & (NOT_A_RUN | OTHER_CONFIG)):
             precheck(overrides, multirun)
+            global _PRECHECKED
+            _PRECHECKED = not multirun  # this very config: main() need not check it again
     except BayesLoraError as e:
         print(f"bayeslora: error: {scrub(str(e))}", file=sys.stderr)
         sys.exit(2)

@@ -11,6 +11,7 @@ from omegaconf.errors import ConfigKeyError
 
 from bayeslora.config import CONF_DIR, composed_predictives
 from bayeslora.predictives import build_predictive
+from bayeslora.records import config_hash
 from bayeslora.utils.instantiate import instantiate
 
 GROUPS = [
@@ -123,3 +124,26 @@ def test_cli_cfg_job_and_unknown_option():
     )
     assert bad.returncode != 0
     assert "Could not find 'dataset/nope'" in bad.stderr
+
+
+SPEED_OR_DISPLAY = [
+    "eval.sample_chunk=1",
+    "eval.save_predictions=false",
+    "trainer.checkpoint_every=7",
+    "trainer.keep_checkpoint=true",
+    "trainer.num_threads=1",
+    "trainer.progress_bar=true",
+    "predictive.swag.label=Other",
+    "predictive.map.table_rank=99",
+]
+COMPUTED = ["eval.ece_bins=15", "predictive.swag.n_samples=20", "method.lr=1e-4", "trainer.max_steps=9"]
+
+
+def test_speed_and_display_settings_leave_the_config_hash(compose):
+    base = compose(["model=tiny"])
+    assert base.eval.sample_chunk != 1  # the override below changes it
+    h = config_hash(base)
+    for override in SPEED_OR_DISPLAY:
+        assert config_hash(compose(["model=tiny", override])) == h, override
+    for override in COMPUTED:
+        assert config_hash(compose(["model=tiny", override])) != h, override

@@ -19,7 +19,7 @@ from bayeslora.predictives import build_predictive
 from bayeslora.schema import validate
 from bayeslora.utils.instantiate import instantiate
 
-from .conftest import REPO
+from .conftest import METHODS, REPO
 
 
 def _python(args: list[str], cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -90,7 +90,7 @@ def test_bad_config_is_one_line_naming_key_value_and_expectation(compose, tiny_o
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("method", ["adamw", "ivon", "blob", "ensemble"])
+@pytest.mark.parametrize("method", METHODS)
 def test_shipped_configs_validate(compose, tiny_overrides, method):
     validate(compose(tiny_overrides + [f"method={method}"]))
     validate(compose([f"method={method}", "trainer.device=cpu"]))  # the paper's config as shipped
@@ -193,7 +193,10 @@ def test_constructor_checks(compose, node, overrides, message):
 BIND_ERRORS = [
     (["model.lora.dropout=0", "method.predictives=[map,mc_dropout]"], "mc_dropout needs LoRA dropout > 0"),
     (["predictive=[map,ensemble]"], r"needs ensemble members \(method=ensemble; Members: member, members\)"),
-    (["predictive=[map,ivon]"], "'IVON' needs a Gaussian posterior over the LoRA weights .*method=adamw does not"),
+    (
+        ["predictive=[map,ivon]"],
+        "'IVON' needs a Gaussian posterior over the LoRA weights .*method=adamw does not",
+    ),
     (["predictive=[blob_mean,blob]", "method.val_predictive=blob_mean"], "needs variational LoRA weights"),
     (["method.predictives=[map,swag]", "predictive.swag.start_step=100"], "start_step=100 is after the last"),
 ]

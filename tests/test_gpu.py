@@ -20,6 +20,8 @@ from bayeslora.data import eval_batches
 from bayeslora.models import class_logits
 from bayeslora.runner import run, setup, to_device
 
+from .conftest import METHODS
+
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 CUDA = ["trainer.device=cuda"]
@@ -105,7 +107,7 @@ def test_loss_falls_and_lora_moves_on_cuda_through_the_paper_loader(compose, tin
     assert lora_b and all(float(v.abs().max()) > 0 for v in lora_b), "LoRA B starts at 0 and must move"
 
 
-@pytest.mark.parametrize("method", ["adamw", "ivon", "blob", "ensemble"])
+@pytest.mark.parametrize("method", METHODS)
 def test_8bit_7b_shaped_layers_train_every_method_on_cuda(compose, tiny_overrides, method):
     """Two 7B-shaped layers in 8-bit on the GPU: every method trains and evaluates every predictive."""
     cfg = compose(

