@@ -33,7 +33,9 @@ def composed_predictives(*, _root_: DictConfig) -> ListConfig:
     Fragments that only tune a predictive the method does not compose (e.g. an experiment's
     ``predictive.swag.interval`` in an IVON run) are not rows."""
     node = _root_.get("predictive") or {}
-    names = [k for k, sub in node.items_ex(resolve=False) if isinstance(sub, DictConfig) and "_target_" in sub]
+    names = [
+        k for k, sub in node.items_ex(resolve=False) if isinstance(sub, DictConfig) and "_target_" in sub
+    ]
     return ListConfig(names)
 
 
