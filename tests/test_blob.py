@@ -242,8 +242,8 @@ def test_batched_samples_equal_sequential_passes(compose, tiny_overrides, quant)
 
 @pytest.mark.parametrize("name", ["blob", "blob_mean"])
 def test_blob_predictives_refuse_other_runs(compose, tiny_overrides, name):
-    cfg = compose([*tiny_overrides, *SIZES, "method=adamw", f"method.predictives=[map,{name}]"])
-    with pytest.raises(ConfigError, match="method=adamw"):
+    cfg = compose([*tiny_overrides, *SIZES, "method=adamw", f"predictive=[map,{name}]"])
+    with pytest.raises(ConfigError, match="needs variational LoRA weights .*method=adamw does not have"):
         setup(cfg)
 
 

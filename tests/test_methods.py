@@ -116,8 +116,8 @@ def test_every_predictive_returns_normalised_samples(compose, tiny_overrides, me
 
 @pytest.mark.parametrize("name", ["ivon", "ivon_tau", "ensemble"])
 def test_predictives_refuse_the_wrong_run(compose, tiny_overrides, name):
-    cfg = compose([*tiny_overrides, *SIZES, "method=adamw", f"method.predictives=[map,{name}]"])
-    with pytest.raises(ConfigError, match="method="):
+    cfg = compose([*tiny_overrides, *SIZES, "method=adamw", f"predictive=[map,{name}]"])
+    with pytest.raises(ConfigError, match="predictive '.*' needs .*method=adamw does not have"):
         setup(cfg)
 
 
@@ -392,13 +392,39 @@ def test_swag_snapshots_follow_the_schedule_of_a_real_run(compose, tiny_override
     assert 0 < info["deviation_singular_values_rel"][1] <= 1
 
 
-def test_swag_constant_lr_holds_the_learning_rate_from_the_first_snapshot(compose, tiny_overrides):
-    extra = (
-        "predictive.swag.start_step=2",
-        "predictive.swag.interval=1",
-        "predictive.swag.constant_lr=0.0007",
+class _History:
+    """A logger keeping what :func:`runner.fit` logs: {key: {step: value}}."""
+
+    def __init__(self):
+        self.scalars: dict[str, dict[int, float]] = {}
+
+    def log(self, scalars: dict[str, float], step: int) -> None:
+        for k, v in scalars.items():
+            self.scalars.setdefault(k, {})[step] = v
+
+
+@pytest.mark.parametrize(
+    "extra,lrs",
+    [
+        # linear decay to 0 over 5 steps from lr 3e-3 (conf/method_dataset/adamw_synthetic.yaml)
+        ((), [2.4e-3, 1.8e-3, 1.2e-3, 0.6e-3, 0.0]),
+        # swag-lora's constant-LR phase: every step after S = round(0.4 · 5) = 2 runs at 7e-4
+        (("method.constant_lr=7e-4", "method.constant_lr_from=0.4"), [2.4e-3, 7e-4, 7e-4, 7e-4, 7e-4]),
+    ],
+)
+def test_constant_lr_holds_the_learning_rate_after_its_step(compose, tiny_overrides, extra, lrs):
+    """The learning rate after each optimizer step of a run (``train/lr``, the next step's rate)."""
+    cfg = compose(
+        [
+            *tiny_overrides,
+            *SIZES,
+            "method.predictives=[map]",
+            "trainer.max_steps=5",
+            "trainer.log_every=1",
+            *extra,
+        ]
     )
-    r, _ = _context(compose, tiny_overrides, "adamw", steps=5, extra=extra)
-    assert r.method.current_lr() == pytest.approx(0.0007)
-    r, _ = _context(compose, tiny_overrides, "adamw", steps=5, swag_early=True)
-    assert r.method.current_lr() != pytest.approx(0.0007)
+    history = _History()
+    fit(setup(cfg), loggers=[history])
+    assert list(history.scalars["train/lr"]) == [1, 2, 3, 4, 5]
+    assert list(history.scalars["train/lr"].values()) == pytest.approx(lrs, rel=1e-9, abs=1e-12)
