@@ -153,7 +153,8 @@ def build(exp: str, results: Path) -> str:
             for p in sorted((results / "figures" / exp).glob("reliability_*.png"))
         ],
         "",
-        "## Per-run times (this session's 2-core CPU machine, shared by up to four processes)",
+        "## Per-run times (from the records: a 2-core CPU machine shared with other work, so not a "
+        "benchmark; what a step costs per method is `results/bench/`)",
         "",
         summary_markdown(results / "runs" / exp).strip("\n"),
         "",

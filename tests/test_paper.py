@@ -256,6 +256,21 @@ def test_run_without_the_papers_datasets_still_reports(tmp_path):
     assert (res / "reports" / "t1_vs_paper.png").stat().st_size > 0
 
 
+def test_compare_leaves_the_tables_alone(tmp_path):
+    """``--vs-paper --no-tables`` (make compare) writes the report and nothing under tables/; the
+    report is the same bytes when written again from the same records."""
+    res = tmp_path / "results"
+    m = {"acc": 0.7, "ece": 0.05, "nll": 0.6, "brier": 0.3}
+    for seed in SEEDS:
+        write_record(res, "arc_e", "adamw", seed, {"map": m}, table_rows=["map"])
+    assert main(["t1", "--results-dir", str(res), "--vs-paper", "--no-tables"]) == 0
+    assert not (res / "tables").exists()
+    first = {p.name: p.read_bytes() for p in (res / "reports").iterdir()}
+    assert sorted(first) == ["t1_vs_paper.csv", "t1_vs_paper.md", "t1_vs_paper.png"]
+    assert main(["t1", "--results-dir", str(res), "--vs-paper", "--no-tables"]) == 0
+    assert {p.name: p.read_bytes() for p in (res / "reports").iterdir()} == first
+
+
 def test_one_table_cell_by_hand(tmp_path):
     """ece = 0.0523 on every seed -> 5.2 in the ECE ×100 block (paper precision), 5.23 with one
     extra digit; accuracy 0.7125 -> 71.2 (round half to even of 71.25 is 71.2)."""

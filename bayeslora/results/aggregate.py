@@ -79,8 +79,12 @@ def aggregate(
     extra_digits: int = 0,
     wandb_project: str | None = None,
     wandb_entity: str | None = None,
+    write_tables: bool = True,
 ) -> Tables:
-    """Everything the CLI does; outputs are written only after all of it has been computed."""
+    """Everything the CLI does; outputs are written only after all of it has been computed.
+
+    ``write_tables=False`` (``--no-tables``) writes only the figures and the report asked for, so
+    ``make compare`` leaves the tables ``make table`` wrote alone."""
     results_dir = Path(results_dir)
     exp_dir = results_dir / "runs" / exp
     bins = None
@@ -107,11 +111,8 @@ def aggregate(
         tables = make_tables(records, split, expected_seeds, all_rows, bins, extra_digits)
         suffix = _suffix(split, bins)
         table_files = {}
-        for ext, text in (
-            ("csv", tables.long[CSV_COLUMNS].to_csv(index=False)),
-            ("md", tables.md),
-            ("tex", tables.tex),
-        ):
+        texts = {"csv": tables.long[CSV_COLUMNS].to_csv(index=False), "md": tables.md, "tex": tables.tex}
+        for ext, text in texts.items() if write_tables else ():
             rel = f"tables/{exp}{suffix}.{ext}"
             table_files[Path(rel).name] = out.write_text(rel, text)
         figure_files: dict[str, Path] = {}
@@ -167,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default=None, help="evaluation split (default: each record's first)")
     ap.add_argument("--seeds", default="21,42,87", help="expected seeds, comma-separated ('' = no check)")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument(
+        "--no-tables",
+        action="store_true",
+        help="write only what --figures / --vs-paper ask for, not <results>/tables/",
+    )
     ap.add_argument("--all-rows", action="store_true", help="also analysis rows such as the IVON τ grid")
     ap.add_argument(
         "--recompute", action="store_true", help="recompute every metric from the runs' preds.npz"
@@ -223,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             extra_digits=args.extra_digits,
             wandb_project=project,
             wandb_entity=args.wandb_entity,
+            write_tables=not args.no_tables,
         )
     except (BayesLoraError, OSError) as e:
         msg = " ".join(str(e).split())

@@ -8,10 +8,14 @@ writes ``<results>/figures/<exp>/``:
   predictive with weights from N(m, τ·v) as τ goes 0 → 1 (record predictives ``<name>_tau<τ>``,
   e.g. ``ivon_tau0.25``), one panel per dataset, the mean over seeds, points colored and annotated
   by τ. From the records only.
-* ``figure2.{png,pdf,csv}`` (the paper's Figure 2): validation accuracy against wall-clock hours of
-  training, one line per method (AdamW, IVON, and any other with a history), one panel per dataset.
-  From each run's ``history.csv``: ``val/acc`` against ``time/train_s`` of the same step; seeds are
-  aligned by step and averaged (``n`` says how many seeds have that step).
+* ``figure2.{png,pdf,csv}`` (the paper's Figure 2): validation accuracy during training, one line
+  per training run (AdamW, IVON, and any other with a history, named by its validation
+  predictive's label), one panel per dataset. From each run's ``history.csv``: ``val/acc`` by step;
+  seeds are aligned by step and averaged (``n`` says how many seeds have that step). The paper's
+  x axis is wall-clock hours; here it is the training step, because the wall clock of runs made at
+  different times on a shared machine is no measure of cost (and would make a rerun's figure
+  differ). What a step costs is measured by ``scripts/bench.py`` (``results/bench/``), interleaved
+  in one process, and the report's cost claim uses that.
 * ``reliability_<dataset>_<model>.{png,pdf,csv}``: reliability diagrams, one panel per table row
   (predictive), from each seed's ``preds.npz``. The seeds' predictions are **pooled** (concatenated
   as if they were more examples of the same split), binned into ``--bins`` equal-width confidence
@@ -34,7 +38,7 @@ import pandas as pd
 
 from bayeslora.errors import BayesLoraError, FigureError
 from bayeslora.results.curves import curves_data, plot_curves
-from bayeslora.results.draw import new_figure, panel_keys, panel_title
+from bayeslora.results.draw import new_figure, panel_keys, panel_title, save_figure
 from bayeslora.results.history import seed_histories
 from bayeslora.results.layout import DEFAULT_ECE_BINS, dataset_rank
 from bayeslora.results.outputs import OneLineParser, StagedOutputs, safe_name
@@ -101,16 +105,14 @@ def figure1_data(records: list[dict], split: str | None = None) -> pd.DataFrame:
 
 
 def figure2_data(records: list[dict]) -> pd.DataFrame:
-    """Validation accuracy vs wall-clock hours per (dataset, model, method), mean over seeds by step."""
-    cols = ["dataset", "model", "method", "label", "step", "n", "seeds", "hours", "val_acc", "val_acc_sem"]
+    """Validation accuracy by training step per (dataset, model, method), mean over seeds."""
+    cols = ["dataset", "model", "method", "label", "step", "n", "seeds", "val_acc", "val_acc_sem"]
     rows = []
     for (dataset, model, method), recs in group_records(records).items():
-        h = seed_histories(recs, ["val/acc", "time/train_s"])
-        if h is None or "val/acc" not in h or "time/train_s" not in h:
+        h = seed_histories(recs, ["val/acc"])
+        if h is None or "val/acc" not in h:
             continue
-        h = h.dropna(subset=["val/acc", "time/train_s"]).rename(
-            columns={"val/acc": "val_acc", "time/train_s": "train_s"}
-        )
+        h = h.dropna(subset=["val/acc"]).rename(columns={"val/acc": "val_acc"})
         for step, g in h.groupby("step", sort=True):
             rows.append(
                 dict(
@@ -121,7 +123,6 @@ def figure2_data(records: list[dict]) -> pd.DataFrame:
                     step=int(step),
                     n=len(g),
                     seeds=" ".join(map(str, sorted(g.seed))),
-                    hours=float(g.train_s.mean()) / 3600.0,
                     val_acc=float(g.val_acc.mean()),
                     val_acc_sem=sem(g.val_acc),
                 )
@@ -149,7 +150,7 @@ def compute_figures(
     if len(f2):
         data.figures["figure2"] = f2
     else:
-        data.skipped.append("figure2: no history.csv with val/acc and time/train_s in the run folders")
+        data.skipped.append("figure2: no history.csv with val/acc in the run folders")
     curves = curves_data(records)
     if len(curves):
         data.figures["curves"] = curves
@@ -208,19 +209,18 @@ def plot_figure2(df: pd.DataFrame):
         sel = df[(df.dataset == dataset) & (df.model == model)]
         for _, g in sel.groupby("method", sort=True):
             g = g.sort_values("step")
-            line = ax.plot(g.hours, 100 * g.val_acc, marker="o", ms=3, label=g.label.iloc[0])[0]
+            line = ax.plot(g.step, 100 * g.val_acc, marker="o", ms=3, label=g.label.iloc[0])[0]
             sem = g.val_acc_sem.fillna(0)
             if (sem > 0).any():
                 ax.fill_between(
-                    g.hours,
+                    g.step,
                     100 * (g.val_acc - sem),
                     100 * (g.val_acc + sem),
                     color=line.get_color(),
                     alpha=0.2,
                 )
         ax.set_title(panel_title(dataset, model, multi))
-        ax.set_xlabel("wall-clock training time (hours)")
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 4))
+        ax.set_xlabel("training step")
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -247,9 +247,7 @@ def render_figures(data: FigureData, out_dir: Path) -> list[Path]:
     for name, df in data.figures.items():
         fig = _plotter(name)(df)
         for fmt in FORMATS:
-            path = out_dir / f"{name}.{fmt}"
-            fig.savefig(path, dpi=150)
-            written.append(path)
+            written.append(save_figure(fig, out_dir / f"{name}.{fmt}"))
         path = out_dir / f"{name}.csv"
         df.to_csv(path, index=False)
         written.append(path)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayeslora.results.claims import COST_RATIO_MAX, check_claims
+from bayeslora.results.draw import save_figure
 from bayeslora.results.layout import (
     AVERAGE,
     AVERAGE_LABEL,
@@ -239,8 +240,7 @@ def write_report(
         "md": out.write_text(f"{stem}.md", md),
         "csv": out.write_text(f"{stem}.csv", csv.to_csv(index=False)),
     }
-    paths["png"] = out.path(f"{stem}.png")
-    report_figure(cells).savefig(paths["png"], dpi=120)
+    paths["png"] = save_figure(report_figure(cells), out.path(f"{stem}.png"), dpi=120)
     return paths
 
 

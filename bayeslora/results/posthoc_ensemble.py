@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,15 @@ from bayeslora.results.outputs import StagedOutputs
 from bayeslora.results.runs import AggregationError, group_records, run_dir_of
 
 
-def posthoc_ensemble(run_dirs: list[Path], out_dir: Path, predictive: str = "map", n_bins: int = 10) -> dict:
+def posthoc_ensemble(
+    run_dirs: list[Path],
+    out_dir: Path,
+    predictive: str = "map",
+    n_bins: int = 10,
+    final_dir: Path | None = None,
+) -> dict:
+    """Average the members' ``predictive`` probabilities and write the record and ``preds.npz`` to
+    ``out_dir``; ``final_dir`` is where they will live (``out_dir`` unless they are staged)."""
     if len(run_dirs) < 2:
         raise EnsembleError("an ensemble needs at least 2 runs")
     records = []
@@ -78,7 +87,8 @@ def posthoc_ensemble(run_dirs: list[Path], out_dir: Path, predictive: str = "map
         n_eval=first.get("n_eval", {}),
         steps=first.get("steps", 0),
         provenance={
-            "members": [str(d) for d in run_dirs],
+            # relative to this record's folder, so the record does not depend on where results/ is
+            "members": [os.path.relpath(d, final_dir or out_dir) for d in run_dirs],
             "member_seeds": seeds,
             "predictive": predictive,
             "member_config_hash": first["config_hash"],
@@ -111,7 +121,7 @@ def posthoc_ensembles(
         except ValueError:
             raise AggregationError(f"{final} is not under {results_dir}") from None
         staged = out.add_dir(rel)
-        rec = posthoc_ensemble(run_dirs, staged, BASELINE[1], n_bins)
+        rec = posthoc_ensemble(run_dirs, staged, BASELINE[1], n_bins, final_dir=final)
         rec["_path"] = str(staged / "metrics.json")
         replaced.add(str((final / "metrics.json").resolve()))
         new.append(rec)

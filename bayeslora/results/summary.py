@@ -34,7 +34,8 @@ from bayeslora.results.runs import (
     row_rank,
 )
 
-# the long CSV's columns; in memory the frames also carry ``dataset_label`` and the row's ``rank``
+# the long CSV's columns; in memory the frames also carry ``dataset_label`` and the row's ``rank``.
+# No provenance (commit, dirty flag, times): the same records give the same table, byte for byte.
 CSV_COLUMNS = [
     "experiment",
     "split",
@@ -50,7 +51,6 @@ CSV_COLUMNS = [
     "seeds",
     "missing_seeds",
     "extra_seeds",
-    "dirty",
     "config_hash",
 ]
 COLUMNS = [*CSV_COLUMNS, "dataset_label", "rank"]
@@ -81,7 +81,6 @@ def observations(records: list[dict], split: str | None = None, all_rows: bool =
     Only each record's ``table_rows`` unless ``all_rows`` (which adds e.g. the IVON τ grid)."""
     rows = []
     for (dataset, model, method), recs in group_records(records).items():
-        dirty = bool(any((r.get("provenance") or {}).get("git_dirty") for r in recs))
         for r in recs:
             m = metrics_of(r, split)
             if not isinstance(m, dict):
@@ -113,7 +112,6 @@ def observations(records: list[dict], split: str | None = None, all_rows: bool =
                             value=value,
                             seed=int(r["seed"]),
                             covered=tuple(covered_seeds(r)),
-                            dirty=dirty,
                             config_hash=str(r["config_hash"]),
                         )
                     )
@@ -147,7 +145,6 @@ def summarize(
             sem=("value", SEM),
             seeds=("seed", _seeds_str),
             covered=("covered", lambda c: set().union(*c)),
-            dirty=("dirty", "any"),
             config_hash=("config_hash", "first"),
         )
         .reset_index()
@@ -204,7 +201,6 @@ def averages(base: pd.DataFrame) -> pd.DataFrame:
         count=("ds", "size"),
         missing_seeds=("missing_seeds", _join_seeds),
         extra_seeds=("extra_seeds", _join_seeds),
-        dirty=("dirty", lambda d: bool(d.astype(bool).any())),
     ).reset_index()
     out = out[out.n_datasets == len(datasets)]
     out = out.assign(
@@ -229,7 +225,7 @@ def deltas_vs_adamw(base: pd.DataFrame, avg: pd.DataFrame | None = None) -> pd.D
     avg = averages(base) if avg is None else avg
     both = pd.concat([base, avg], ignore_index=True) if len(avg) else base
     ref = both[(both.method == BASELINE[0]) & (both.predictive == BASELINE[1])]
-    ref = ref[["dataset", "model", "metric", "mean", "dirty"]].drop_duplicates(["dataset", "model", "metric"])
+    ref = ref[["dataset", "model", "metric", "mean"]].drop_duplicates(["dataset", "model", "metric"])
     rows = both[both.predictive.isin(DELTA_PREDICTIVES)].merge(
         ref, on=["dataset", "model", "metric"], how="inner", suffixes=("", "_ref"), sort=False
     )
@@ -239,7 +235,6 @@ def deltas_vs_adamw(base: pd.DataFrame, avg: pd.DataFrame | None = None) -> pd.D
         metric=DELTA + "/" + rows.metric,
         mean=rows["mean"].astype(float) - rows["mean_ref"].astype(float),
         sem=float("nan"),
-        dirty=rows.dirty.astype(bool) | rows.dirty_ref.astype(bool),
     )
     out = rows[COLUMNS].reset_index(drop=True)
     out["n"] = out["n"].astype("Int64")
