@@ -412,19 +412,18 @@ class _History:
         (("method.constant_lr=7e-4", "method.constant_lr_from=0.4"), [2.4e-3, 7e-4, 7e-4, 7e-4, 7e-4]),
     ],
 )
-def test_constant_lr_holds_the_learning_rate_after_its_step(compose, tiny_overrides, extra, lrs):
-    """The learning rate after each optimizer step of a run (``train/lr``, the next step's rate)."""
+def test_swag_constant_lr_holds_the_learning_rate_from_the_first_snapshot(
+    compose, tiny_overrides, extra, lrs
+):
+    """``method.constant_lr`` (a training setting) with ``constant_lr_from`` = SWAG's ``start_frac``:
+    the steps after SWAG's first snapshot run at the constant rate. ``train/lr`` as the runner logs
+    it after each optimizer step (the next step's rate)."""
     cfg = compose(
-        [
-            *tiny_overrides,
-            *SIZES,
-            "method.predictives=[map]",
-            "trainer.max_steps=5",
-            "trainer.log_every=1",
-            *extra,
-        ]
+        [*tiny_overrides, *SIZES, "method.predictives=[map,swag]", "predictive.swag.start_frac=0.4"]
+        + ["predictive.swag.interval=1", "trainer.max_steps=5", "trainer.log_every=1", *extra]
     )
-    history = _History()
-    fit(setup(cfg), loggers=[history])
+    r, history = setup(cfg), _History()
+    assert r.predictives["swag"].plan == [2, 3, 4, 5]  # the first snapshot after step 2
+    fit(r, loggers=[history])
     assert list(history.scalars["train/lr"]) == [1, 2, 3, 4, 5]
     assert list(history.scalars["train/lr"].values()) == pytest.approx(lrs, rel=1e-9, abs=1e-12)
