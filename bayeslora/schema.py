@@ -7,15 +7,15 @@ the value and what is expected:
    :data:`FIXED` (no heavy imports: ``seed=abc`` fails in about a second);
 2. every object built from a ``_target_`` (the method, the predictives it uses, the model loader, the
    dataset source, the loggers): its settings against the type hints of the target's constructor.
-   Then the method, its predictives and the model loader are built once, so their own range checks
-   (and a missing model or tokenizer folder, or ``trainer.device=cuda`` without CUDA) fail here too.
+   Then the method, its predictives and the model loader are built once: the ranges of their
+   settings live in their constructors (:mod:`bayeslora.checks`), so a bad value (and a missing
+   model or tokenizer folder, or ``trainer.device=cuda`` without CUDA) fails here too.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import re
 import types
 import typing
 from collections.abc import Callable
@@ -23,63 +23,20 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from bayeslora.errors import ConfigError
-
-Check = tuple[Callable[[Any], bool], str]
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def integer(lo: int | None = None, optional: bool = False) -> Check:
-    def ok(v):
-        return (optional and v is None) or (_is_int(v) and (lo is None or v >= lo))
-
-    what = "an integer" + (f" >= {lo}" if lo is not None else "")
-    return ok, what + (" or null" if optional else "")
-
-
-def number(
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    optional: bool = False,
-) -> Check:
-    def ok(v):
-        if optional and v is None:
-            return True
-        if not _is_number(v) or (lo is not None and (v <= lo if lo_open else v < lo)):
-            return False
-        return hi is None or (v < hi if hi_open else v <= hi)
-
-    bounds = [
-        (f"> {lo}" if lo_open else f">= {lo}") if lo is not None else "",
-        (f"< {hi}" if hi_open else f"<= {hi}") if hi is not None else "",
-    ]
-    what = " ".join(["a number", " and ".join(b for b in bounds if b)]).strip()
-    return ok, what + (" or null" if optional else "")
-
-
-def one_of(*choices: str, pattern: str | None = None) -> Check:
-    def ok(v):
-        return isinstance(v, str) and (v in choices or (pattern is not None and re.fullmatch(pattern, v)))
-
-    return ok, "one of " + ", ".join(choices) + (f" or {pattern}" if pattern else "")
-
-
-BOOL: Check = (lambda v: isinstance(v, bool), "true or false")
-TEXT: Check = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
-NAMES: Check = (
-    lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(x, str) and x for x in v),
-    "a non-empty list of strings",
+from bayeslora.checks import (
+    BOOL,
+    MAPPING,
+    NAMES,
+    TEXT,
+    Check,
+    SettingError,
+    integer,
+    is_int,
+    is_number,
+    number,
+    one_of,
 )
-MAPPING: Check = (lambda v: isinstance(v, dict), "a mapping")
+from bayeslora.errors import ConfigError
 
 # Keys every run config has (present in conf/); where a group option leaves one out, it is skipped.
 FIXED: dict[str, Check] = {
@@ -130,60 +87,11 @@ FIXED: dict[str, Check] = {
     "method.val_predictive": TEXT,
 }
 
-# Settings of the methods and predictives, wherever a method or predictive has them (``*`` = each
-# predictive the method uses). Their constructors check the same ranges; here the message names the value.
-SETTINGS: dict[str, Check] = {
-    "method.lr": number(0, lo_open=True),
-    "method.weight_decay": number(0),
-    "method.eps": number(0, lo_open=True),
-    "method.warmup_steps": integer(0),
-    "method.ess": number(0, lo_open=True),
-    "method.hess_init": number(0, lo_open=True),
-    "method.beta1": number(0, 1),
-    "method.beta2": number(0, 1),
-    "method.clip_radius": number(0, lo_open=True),
-    "method.mc_samples": integer(1),
-    "method.n_members": integer(1),
-    "method.sqrt_std_init": number(0, lo_open=True),
-    "method.prior_std": number(0, lo_open=True),
-    "method.kl_lr": number(0),
-    "method.gamma": number(0, lo_open=True),
-    "method.batch_size": integer(1),
-    "method.train_samples": integer(1),
-    "predictive.*.n_samples": integer(1),
-    "predictive.*.tau": number(0),
-    "predictive.*.taus": (
-        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_number(x) and x >= 0 for x in v),
-        "a non-empty list of numbers >= 0",
-    ),
-    "predictive.*.prior_precision": number(0, lo_open=True),
-    "predictive.*.start_step": integer(1, optional=True),
-    "predictive.*.start_frac": number(0, 1, hi_open=True),
-    "predictive.*.interval": integer(1),
-    "predictive.*.keep": one_of("spread", "last"),
-    "predictive.*.convention": one_of("swag_lora", "maddox"),
-    "predictive.*.rank": integer(0),
-    "predictive.*.table_rank": integer(optional=True),
-    "predictive.*.scale": number(0),
-}
-
 _MISSING = object()
 
 
-def _show(value: Any) -> str:
-    text = (
-        repr(value)
-        if isinstance(value, str)
-        else OmegaConf.to_yaml(value).strip()
-        if isinstance(value, (DictConfig, dict, list))
-        else str(value)
-    )
-    text = " ".join(text.split())
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _bad(key: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"invalid {key}={_show(value)}: expected {expected}")
+    return SettingError(key, value, expected)
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -223,11 +131,6 @@ def check_fixed(cfg: DictConfig) -> None:
                 f"invalid method.predictives entry {name!r}: this run composes {', '.join(known) or 'none'}; "
                 f"add its config with predictive=[...,{name}] (each is a conf/predictive/<name>.yaml)"
             )
-    for pattern, (ok, expected) in SETTINGS.items():
-        keys = [pattern.replace("*", n) for n in used] if "*" in pattern else [pattern]
-        for key in keys:
-            if _get(cfg, key) is not _MISSING and not ok(value := _resolved(cfg, key)):
-                raise _bad(key, value, expected)
 
 
 # -- pass 2: settings of _target_ objects against their constructors' type hints -----------------
@@ -279,9 +182,9 @@ def matches(value: Any, hint: Any) -> bool:
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
-        return _is_int(value)
+        return is_int(value)
     if hint is float:
-        return _is_number(value)
+        return is_number(value)
     if hint is str:
         return isinstance(value, str)
     if origin in (list, tuple, set) or hint in (list, tuple, set):
@@ -339,6 +242,14 @@ def target_keys(cfg: DictConfig) -> list[str]:
     return keys
 
 
+def _built(key: str, build: Callable[[Any], Any], node: Any) -> Any:
+    """``build(node)``, a bad setting named by its place in the config (``invalid method.lr=0: ...``)."""
+    try:
+        return build(node)
+    except SettingError as e:
+        raise e.at(key) from None
+
+
 def validate(cfg: DictConfig) -> None:
     """Check ``cfg`` before any model or data loads; raise ConfigError (one line) on the first bad value.
     The one check of a run's config: it also refuses secret-looking keys (secrets belong in the
@@ -358,9 +269,10 @@ def validate(cfg: DictConfig) -> None:
 
     get_template(cfg.dataset.template, cfg.dataset.name, list(cfg.dataset.classes))
     resolve_device(cfg.trainer.device)
-    instantiate(cfg.method)  # the method's own range checks (IVON, BLoB, ensemble settings)
+    # the ranges of the method's and the predictives' settings live in their constructors
+    _built("method", instantiate, cfg.method)
     for name in dict.fromkeys([*cfg.method.predictives, cfg.method.val_predictive]):
-        p = build_predictive(cfg.predictive[name])  # the predictives' own checks (τ grid, SWAG, Laplace)
+        p = _built(f"predictive.{name}", build_predictive, cfg.predictive[name])
         if cfg.trainer.max_steps == 0 and name in cfg.method.predictives and p.needs_training:
             raise ConfigError(
                 f"invalid method.predictives entry {name!r} with trainer.max_steps=0: {p.label} needs the "

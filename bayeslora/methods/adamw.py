@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bayeslora.errors import ConfigError
+from bayeslora.checks import NON_NEGATIVE, POSITIVE, check_settings
 from bayeslora.methods.base import Method
 
 
@@ -23,10 +23,9 @@ class AdamWMethod(Method):
         constant_lr_from: float = 0.25,
     ):
         super().__init__(name, predictives, val_predictive, warmup_steps, constant_lr, constant_lr_from)
-        if lr <= 0:
-            raise ConfigError(f"method.lr must be > 0, got {lr}")
-        if weight_decay < 0:
-            raise ConfigError(f"method.weight_decay must be >= 0, got {weight_decay}")
+        check_settings(
+            {"lr": (lr, POSITIVE), "weight_decay": (weight_decay, NON_NEGATIVE), "eps": (eps, POSITIVE)}
+        )
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, tuple(betas), eps
 
     def build_optimizer(self, params):

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bayeslora.checks import check_settings, integer, number
 from bayeslora.data import train_batches
 from bayeslora.errors import ConfigError
 from bayeslora.models import class_logits, lora_parameters
@@ -57,12 +58,13 @@ class Method:
             raise ConfigError(f"method {name!r} lists no predictives")
         if len(set(predictives)) != len(predictives):
             raise ConfigError(f"method {name!r} lists a predictive twice: {predictives}")
-        if warmup_steps < 0:
-            raise ConfigError(f"warmup_steps must be >= 0, got {warmup_steps}")
-        if constant_lr is not None and constant_lr <= 0:
-            raise ConfigError(f"method.constant_lr must be > 0 or null, got {constant_lr}")
-        if not 0.0 <= constant_lr_from < 1.0:
-            raise ConfigError(f"method.constant_lr_from must be in [0, 1), got {constant_lr_from}")
+        check_settings(
+            {
+                "warmup_steps": (warmup_steps, integer(0)),
+                "constant_lr": (constant_lr, number(0, lo_open=True, optional=True)),
+                "constant_lr_from": (constant_lr_from, number(0, 1, hi_open=True)),
+            }
+        )
         self.name = name
         self.predictives = list(predictives)
         self.val_predictive = val_predictive

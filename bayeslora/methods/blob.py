@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bayeslora.checks import NON_NEGATIVE, POSITIVE, check_settings, integer, number, one_of
 from bayeslora.errors import ConfigError
 from bayeslora.methods.adamw import AdamWMethod
 from bayeslora.methods.base import linear_decay
@@ -115,22 +116,19 @@ class BLoBMethod(AdamWMethod):
         # adamw: the mean's AdamW settings (lr, weight_decay, betas, eps, warmup_steps), taken and
         # checked once by AdamWMethod, which refuses any other key.
         super().__init__(name, predictives, val_predictive=val_predictive, **adamw)
-        checks = {
-            "sqrt_std_init": sqrt_std_init > 0,
-            "prior_std": prior_std > 0,
-            "kl_lr": kl_lr >= 0,
-            "gamma": gamma > 0,
-            "batch_size": batch_size >= 1,
-            "train_samples": train_samples >= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"invalid BLoB settings: {', '.join(f'method.{k}' for k in bad)}")
-        if lora_dropout is not None and not 0.0 <= lora_dropout < 1.0:
-            raise ConfigError(f"method.lora_dropout must be in [0, 1) or null, got {lora_dropout}")
+        check_settings(
+            {
+                "sqrt_std_init": (sqrt_std_init, POSITIVE),
+                "prior_std": (prior_std, POSITIVE),
+                "kl_lr": (kl_lr, NON_NEGATIVE),
+                "gamma": (gamma, POSITIVE),
+                "batch_size": (batch_size, integer(1)),
+                "train_samples": (train_samples, integer(1)),
+                "lora_dropout": (lora_dropout, number(0, 1, hi_open=True, optional=True)),
+                "flipout": (flipout, one_of(*FLIPOUT)),
+            }
+        )
         self.lora_dropout = lora_dropout  # applied by the runner when it builds the model
-        if flipout not in FLIPOUT:
-            raise ConfigError(f"method.flipout must be one of {FLIPOUT}, not {flipout!r}")
         self.sqrt_std_init, self.prior_std, self.kl_lr = float(sqrt_std_init), float(prior_std), kl_lr
         self.gamma, self.kl_reweighting, self.dataset_rescaling = (
             float(gamma),

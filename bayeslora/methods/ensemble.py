@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from bayeslora.checks import check_settings, integer
 from bayeslora.data import train_batches
-from bayeslora.errors import ConfigError
 from bayeslora.methods.adamw import AdamWMethod
 from bayeslora.models import lora_parameters
 
@@ -36,8 +36,7 @@ class EnsembleMethod(AdamWMethod):
         # adamw: every member's AdamW settings (lr, weight_decay, betas, eps, warmup_steps), taken
         # and checked once by AdamWMethod, which refuses any other key.
         super().__init__(name, predictives, val_predictive=val_predictive, **adamw)
-        if n_members < 1:
-            raise ConfigError(f"method.n_members must be >= 1, got {n_members}")
+        check_settings({"n_members": (n_members, integer(1))})
         self.n_members = n_members
         self.members: list[str] = []
         self.optimizers: list[torch.optim.Optimizer] = []

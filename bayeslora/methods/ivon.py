@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from bayeslora.checks import NON_NEGATIVE, POSITIVE, UNIT, check_settings, integer
 from bayeslora.errors import ConfigError
 from bayeslora.methods.base import Method
 
@@ -35,19 +36,18 @@ class IVONMethod(Method):
         val_predictive: str = "ivon_mean",
     ):
         super().__init__(name, predictives, val_predictive, warmup_steps)
-        checks = {
-            "lr": lr > 0,
-            "ess": ess > 0,
-            "hess_init": hess_init > 0,
-            "weight_decay": weight_decay >= 0,
-            "clip_radius": clip_radius > 0,
-            "mc_samples": mc_samples >= 1,
-            "beta1": 0 <= beta1 <= 1,
-            "beta2": 0 <= beta2 <= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"invalid IVON settings: {', '.join(f'method.{k}' for k in bad)}")
+        check_settings(
+            {
+                "lr": (lr, POSITIVE),
+                "ess": (ess, POSITIVE),
+                "hess_init": (hess_init, POSITIVE),
+                "weight_decay": (weight_decay, NON_NEGATIVE),
+                "clip_radius": (clip_radius, POSITIVE),
+                "mc_samples": (mc_samples, integer(1)),
+                "beta1": (beta1, UNIT),
+                "beta2": (beta2, UNIT),
+            }
+        )
         self.lr, self.ess, self.hess_init = lr, float(ess), float(hess_init)
         self.beta1, self.beta2, self.weight_decay = beta1, beta2, weight_decay
         self.clip_radius, self.mc_samples, self.rescale_lr = clip_radius, mc_samples, rescale_lr

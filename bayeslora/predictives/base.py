@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from bayeslora.checks import check_settings, integer
 from bayeslora.contracts import require
 from bayeslora.utils.instantiate import instantiate
 
@@ -73,8 +74,7 @@ class Predictive:
     requires: type | None = None
 
     def __init__(self, label: str, n_samples: int = 1):
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        check_settings({"n_samples": (n_samples, integer(1))})
         self.label = label
         self.n_samples = n_samples
 

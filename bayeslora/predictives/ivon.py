@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import torch
 
+from bayeslora.checks import NON_NEGATIVE, check_settings, is_number
 from bayeslora.contracts import GaussianPosterior
-from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
 from bayeslora.predictives.sampling import weight_sample_log_probs
+
+# the τ grid: a non-empty list of numbers >= 0
+TAUS = (
+    lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_number(x) and x >= 0 for x in v),
+    "a non-empty list of numbers >= 0 (the τ grid)",
+)
 
 
 class IVONPosterior(Predictive):
@@ -22,8 +28,7 @@ class IVONPosterior(Predictive):
 
     def __init__(self, label: str = "IVON", n_samples: int = 10, tau: float = 1.0):
         super().__init__(label, n_samples)
-        if tau < 0:
-            raise ConfigError(f"tau must be >= 0, got {tau}")
+        check_settings({"tau": (tau, NON_NEGATIVE)})
         self.tau = float(tau)
 
     @torch.no_grad()
@@ -47,8 +52,7 @@ class IVONTauGrid(Predictive):
 
     def __init__(self, taus: list[float], n_samples: int = 10, label: str = "IVON τ"):
         super().__init__(label, n_samples)
-        if not taus:
-            raise ConfigError("the τ grid is empty")
+        check_settings({"taus": (taus, TAUS)})
         self.taus = [float(t) for t in taus]
 
     def expand(self, name: str) -> dict[str, Predictive]:

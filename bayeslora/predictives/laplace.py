@@ -50,6 +50,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from bayeslora.checks import POSITIVE, check_settings, integer, one_of
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
 
@@ -349,18 +350,15 @@ class LaplacePredictive(Predictive):
         fit_batch_size: int | None = 4,
     ):
         super().__init__(label, n_samples)
-        if structure not in STRUCTURES:
-            raise ConfigError(f"laplace structure must be one of {STRUCTURES}, not {structure!r}")
-        if prior_precision <= 0:
-            raise ConfigError(f"prior_precision must be > 0, got {prior_precision}")
-        if kfac_normalisation not in KFAC_NORMALISATIONS:
-            raise ConfigError(
-                f"kfac_normalisation must be one of {KFAC_NORMALISATIONS}, not {kfac_normalisation!r}"
-            )
-        if diag_form not in DIAG_FORMS:
-            raise ConfigError(f"diag_form must be one of {DIAG_FORMS}, not {diag_form!r}")
-        if fit_batch_size is not None and fit_batch_size < 1:
-            raise ConfigError(f"fit_batch_size must be >= 1 or null, got {fit_batch_size}")
+        check_settings(
+            {
+                "structure": (structure, one_of(*STRUCTURES)),
+                "prior_precision": (prior_precision, POSITIVE),
+                "kfac_normalisation": (kfac_normalisation, one_of(*KFAC_NORMALISATIONS)),
+                "diag_form": (diag_form, one_of(*DIAG_FORMS)),
+                "fit_batch_size": (fit_batch_size, integer(1, optional=True)),
+            }
+        )
         self.structure = structure
         self.prior_init, self.tune, self.tune_lr, self.tune_steps = (
             prior_precision,

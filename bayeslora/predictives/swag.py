@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bayeslora.checks import NON_NEGATIVE, check_settings, integer, number, one_of
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
 from bayeslora.predictives.sampling import lora_vector, weight_sample_log_probs
@@ -147,18 +148,17 @@ class SWAGPredictive(Predictive):
         mean_only: bool = False,
     ):
         super().__init__(label, 1 if mean_only else n_samples)
-        if start_step is not None and start_step < 1:
-            raise ConfigError(f"SWAG start_step must be >= 1 (or null to use start_frac), got {start_step}")
-        if not 0.0 <= start_frac < 1.0:
-            raise ConfigError(f"SWAG start_frac must be in [0, 1), got {start_frac}")
-        if interval < 1:
-            raise ConfigError(f"SWAG interval must be >= 1, got {interval}")
-        if rank < 0 or scale < 0:
-            raise ConfigError(f"SWAG rank and scale must be >= 0, got {rank}, {scale}")
-        if keep not in KEEP:
-            raise ConfigError(f"SWAG keep must be one of {KEEP}, not {keep!r}")
-        if convention not in CONVENTIONS:
-            raise ConfigError(f"SWAG convention must be one of {CONVENTIONS}, not {convention!r}")
+        check_settings(
+            {
+                "start_step": (start_step, integer(1, optional=True)),
+                "start_frac": (start_frac, number(0, 1, hi_open=True)),
+                "interval": (interval, integer(1)),
+                "rank": (rank, integer(0)),
+                "scale": (scale, NON_NEGATIVE),
+                "keep": (keep, one_of(*KEEP)),
+                "convention": (convention, one_of(*CONVENTIONS)),
+            }
+        )
         self.scale, self.rank, self.interval = scale, rank, interval
         self.start_step_cfg, self.start_frac = start_step, start_frac
         self.start_step = start_step or 1
