@@ -11,16 +11,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_ledger_rows_match_the_configs(compose):
-    cfg = compose([])
+    cfg = compose([])  # method=adamw and the predictives its run composes
     pred = cfg.predictive
     assert pred.mc_dropout.n_samples == 10
-    assert (pred.ivon.n_samples, pred.ivon.tau) == (10, 1.0)
-    assert pred.blob.n_samples == 10
+    ivon = compose(["method=ivon"]).predictive.ivon
+    assert (ivon.n_samples, ivon.tau) == (10, 1.0)
+    assert compose(["method=blob"]).predictive.blob.n_samples == 10
     assert pred.laplace_kfac.n_samples == pred.laplace_diag.n_samples == 100_000  # LL's, not the paper's 10
     swag = pred.swag
     assert (swag.n_samples, swag.scale, swag.rank) == (10, 1.0, 5)
     assert (swag.start_step, swag.start_frac, swag.interval) == (None, 0.25, 250)
-    assert (swag.keep, swag.convention, swag.constant_lr) == ("spread", "swag_lora", None)
+    assert (swag.keep, swag.convention) == ("spread", "swag_lora")
+    # swag-lora's constant-LR phase is off; when on, it starts at SWAG's first snapshot
+    assert (cfg.method.constant_lr, cfg.method.constant_lr_from) == (None, swag.start_frac)
     assert pred.swa.mean_only is True and pred.swa.interval == swag.interval
     assert cfg.eval.ece_bins == 10 and cfg.trainer.pad_to_multiple_of == 8
     assert (list(cfg.method.betas), cfg.method.eps) == ([0.9, 0.999], 1e-8)
@@ -33,10 +36,12 @@ def test_lora_weights_stay_float32_over_an_8bit_base(compose, tiny_overrides):
     non-quantised parts (as in IL's code), and so does this project (the ledger's LoRA precision row)."""
     import torch
 
-    from bayeslora.models import build_model
+    from bayeslora.runner import setup
 
-    cfg = compose(tiny_overrides + ["model.quantization=8bit", "model.dtype=float16"])
-    model, _ = build_model(cfg.model, torch.device("cpu"), 0)
+    cfg = compose(
+        tiny_overrides + ["model.quantization=8bit", "model.dtype=float16", "method.predictives=[map]"]
+    )
+    model = setup(cfg).model  # the model a run trains
     lora = {n: p.dtype for n, p in model.named_parameters() if "lora_" in n}
     assert lora and set(lora.values()) == {torch.float32}
     other = {p.dtype for n, p in model.named_parameters() if "lora_" not in n}
