@@ -4,8 +4,8 @@ PYTHON ?= python
 TORCH_VERSION ?= 2.13.0
 EXP ?= demo
 RESULTS ?= results
-# decimals beyond the paper's in tables (the demo keeps its finer precision: 1)
-DIGITS ?= $(if $(filter demo,$(EXP)),1,0)
+# decimals beyond the paper's in tables (the demo and the miniature keep their finer precision: 1)
+DIGITS ?= $(if $(filter demo mini,$(EXP)),1,0)
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
