@@ -3,6 +3,7 @@ and one table cell computed by hand."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -220,19 +221,54 @@ def test_comparable_means_within_two_combined_sems(tmp_path):
     }
 
 
-def test_cost_claim_from_history(tmp_path):
+def _bench(model: str, adamw_s: float, ivon_s: float) -> dict:
+    """A bench report shaped like scripts/bench.py's results/bench/bench.json."""
+    training = {"adamw": {"median_s": adamw_s}, "ivon": {"median_s": ivon_s}}
+    return {
+        "machine": "x86_64, 2 threads",
+        "args": {"steps": 15, "repeat": 3},
+        "models": {model: {"training": training}},
+    }
+
+
+def test_cost_claim_from_the_bench_never_from_run_wall_clocks(tmp_path, capsys):
     res = tmp_path / "results"
     m = {"acc": 0.7, "ece": 0.05, "nll": 0.6, "brier": 0.3}
-    for method, preds, step_s in (("adamw", ["map"], 0.30), ("ivon", ["ivon"], 0.33)):
+    # the runs' histories say IVON steps took 3x AdamW's (e.g. run while the machine was loaded)
+    for method, preds, step_s in (("adamw", ["map"], 0.30), ("ivon", ["ivon"], 0.90)):
         for seed in SEEDS:
             path = write_record(res, "winogrande_s", method, seed, {p: m for p in preds}, table_rows=preds)
             rows = ["step,key,value"] + [f"{s},time/train_s,{s * step_s}" for s in (10, 20, 30)]
-            rows.insert(2, "10,train/loss,0.5")
             (path.parent / "history.csv").write_text("\n".join(rows) + "\n")
     recs = load_records(res / "runs" / "t1")
-    claims = C.check_claims(summarize(recs), recs)
-    cost = claims[claims.claim == "cost_ivon_step_time"]
-    assert list(cost.verdict) == ["holds"] and "×1.10" in cost.evidence.iloc[0]
+    s = summarize(recs)
+
+    def cost(bench):
+        claims = C.check_claims(s, recs, bench=bench)
+        return claims[claims.claim == "cost_ivon_step_time"].iloc[0]
+
+    # no bench of this model: cannot be checked, and the wall clocks are not used
+    row = cost(None)
+    assert row.verdict == "cannot be checked" and row.column == "WG-S"
+    assert "no bench of tiny" in row.evidence and "×" not in row.evidence
+    assert cost(_bench("smollm2_135m", 1.0, 1.0)).verdict == "cannot be checked"  # another model's
+    # the bench's interleaved ratio decides: 1.03 holds, 1.40 does not (threshold 1.25)
+    row = cost(_bench("tiny", 0.0062, 0.0064))
+    assert row.verdict == "holds" and row.evidence.startswith("×1.03 per training step on tiny")
+    assert "median of 15 steps × 3 repeats, interleaved in one process; x86_64, 2 threads" in row.evidence
+    assert cost(_bench("tiny", 1.0, 1.4)).verdict == "does not hold"
+
+    # the command reads <results>/bench/bench.json
+    (res / "bench").mkdir()
+    (res / "bench" / "bench.json").write_text(json.dumps(_bench("tiny", 0.0062, 0.0064)))
+    assert main(["t1", "--results-dir", str(res), "--vs-paper", "--no-tables"]) == 0
+    md = (res / "reports" / "t1_vs_paper.md").read_text()
+    assert "| IVON training step at most 1.25× AdamW's (bench) | WG-S | holds | ×1.03 per training step" in md
+    (res / "bench" / "bench.json").write_text("{not json")
+    capsys.readouterr()
+    assert main(["t1", "--results-dir", str(res), "--vs-paper", "--no-tables"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bench.json: unreadable" in err[0]
 
 
 def test_run_without_the_papers_datasets_still_reports(tmp_path):

@@ -128,9 +128,12 @@ def aggregate(
                 figure_files[path.name] = path
             tables.figures = data.figures
         if vs_paper:
+            from bayeslora.results.cost import load_bench
             from bayeslora.results.paper import write_report
 
-            write_report(records, tables.summary, out, f"reports/{exp}{suffix}_vs_paper", exp, extra_digits)
+            stem = f"reports/{exp}{suffix}_vs_paper"
+            bench = load_bench(results_dir)
+            write_report(records, tables.summary, out, stem, exp, extra_digits, bench=bench)
         tables.written = out.commit()
         if write:
             table_files = {k: results_dir / "tables" / v.name for k, v in table_files.items()}

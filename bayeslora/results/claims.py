@@ -2,9 +2,7 @@
 
 Per dataset column and for the Average: holds / does not hold / cannot be checked (a row is
 missing). "Comparable" means not worse by more than ``Z_MAX`` combined SEMs (better counts as
-comparable). The cost claim compares IVON's median training-step time with AdamW's, from each run's
-``history.csv`` (``time/train_s`` per logged step); it holds when the ratio is at most
-``COST_RATIO_MAX`` (our reading of "similar cost", not a number from the paper).
+comparable). The cost claim is judged from the bench (:mod:`bayeslora.results.cost`).
 """
 
 from __future__ import annotations
@@ -15,14 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bayeslora.results.history import median_step_seconds
-from bayeslora.results.layout import DATASET_LABELS, dataset_rank, fmt, metric_info
+from bayeslora.results.cost import cost_claims
+from bayeslora.results.layout import dataset_rank, fmt, metric_info
 from bayeslora.results.paper_table import Z_MAX, half_unit, load_paper_table, ours_display
-from bayeslora.results.runs import dataset_label, group_records
 from bayeslora.results.summary import base_rows
 from bayeslora.results.tables import column_labels
-
-COST_RATIO_MAX = 1.25
 
 
 @dataclass
@@ -73,10 +68,12 @@ def check_claims(
     records: list[dict] | None = None,
     z_max: float = Z_MAX,
     paper: pd.DataFrame | None = None,
+    bench: dict | None = None,
 ) -> pd.DataFrame:
     """Each claim per model and column (datasets, then Average): holds / does not hold / cannot be
     checked, with the numbers behind the verdict. ``paper`` names the paper's rows (default: the
-    shipped ``paper_table1.csv``)."""
+    shipped ``paper_table1.csv``); ``bench`` is the bench report the cost claim is judged from
+    (:mod:`bayeslora.results.cost`; None: not checked)."""
     ours = ours_display(summary, load_paper_table() if paper is None else paper)
     cols = ["model", "claim", "text", "column", "verdict", "evidence"]
     if ours.empty:
@@ -106,55 +103,5 @@ def check_claims(
                 ev += f"(diff {fmt(diff, m, 1, sign=True, scaled=True)}"
                 ev += f", combined SEM {fmt(se, m, 1, scaled=True)})" if c.kind == "comparable" else ")"
                 rows.append([model, c.id, c.text, labels.get(d, d), "holds" if ok else "does not hold", ev])
-    rows += cost_claims(records or [])
+    rows += cost_claims(records or [], bench)
     return pd.DataFrame(rows, columns=cols)
-
-
-def cost_claims(records: list[dict]) -> list[list]:
-    """IVON's median step time vs AdamW's, per dataset and model, from the runs' histories."""
-    if not records:
-        return []
-    times: dict[tuple[str, str, str], list[float]] = {}
-    labels: dict[str, str] = {}
-    for (dataset, model, method), recs in group_records(records).items():
-        if method not in ("adamw", "ivon"):
-            continue
-        labels[dataset] = dataset_label(recs[0])
-        for r in recs:
-            s = median_step_seconds(r)
-            if s is not None:
-                times.setdefault((dataset, model, method), []).append(s)
-    rows = []
-    text = f"IVON step time at most {COST_RATIO_MAX}× AdamW's"
-    for dataset, model in sorted({(d, m) for d, m, _ in times} | {(d, m) for (d, m, me) in _groups(records)}):
-        a, b = times.get((dataset, model, "ivon")), times.get((dataset, model, "adamw"))
-        col = labels.get(dataset, DATASET_LABELS.get(dataset, dataset))
-        if not a or not b:
-            rows.append(
-                [
-                    model,
-                    "cost_ivon_step_time",
-                    text,
-                    col,
-                    "cannot be checked",
-                    "no history.csv timing for IVON and AdamW",
-                ]
-            )
-            continue
-        ratio = float(np.mean(a) / np.mean(b))
-        ev = f"{1000 * np.mean(a):.1f} ms vs {1000 * np.mean(b):.1f} ms per step (×{ratio:.2f}; {len(a)}/{len(b)} runs)"
-        rows.append(
-            [
-                model,
-                "cost_ivon_step_time",
-                text,
-                col,
-                "holds" if ratio <= COST_RATIO_MAX else "does not hold",
-                ev,
-            ]
-        )
-    return rows
-
-
-def _groups(records: list[dict]) -> list[tuple[str, str, str]]:
-    return [k for k in group_records(records) if k[2] in ("adamw", "ivon")]
