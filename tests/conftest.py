@@ -93,3 +93,16 @@ def compose():
     from bayeslora.config import compose_config
 
     return compose_config
+
+
+def assert_chunked_equals_sequential(predictive, ctx, batch) -> None:
+    """A sampling predictive gives the same samples in chunks of 4 (10 samples: 4, 4, 2) as one
+    sample per pass, and its samples differ."""
+    import torch
+
+    ctx.sample_chunk = 1
+    sequential = predictive.predict(ctx, batch)
+    ctx.sample_chunk = 4
+    batched = predictive.predict(ctx, batch)
+    torch.testing.assert_close(batched, sequential, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(sequential[0], sequential[1]), "samples differ"

@@ -573,6 +573,7 @@ def test_cli_bad_input_is_one_line(results, tmp_path, capsys):
     assert not (results / "tables").exists()
 
 
+@pytest.mark.slow
 def test_cli_subprocess_hash_clash_and_missing_exp(results):
     write_record(results, "arc_c", "adamw", 87, {"map": m(0.1, 0.1, 0.1, 0.1)}, chash="other")
     env = dict(os.environ, WANDB_MODE="disabled")

@@ -18,6 +18,8 @@ from bayeslora.predictives.sampling import set_dropout
 from bayeslora.runner import run, setup
 from bayeslora.utils.instantiate import instantiate
 
+from .conftest import assert_chunked_equals_sequential
+
 # The tiny runs here: 10 steps planned (the learning-rate schedule's length), short prompts, 16
 # evaluation rows, no periodic validation.
 SIZES = ["trainer.max_steps=10", "trainer.max_length=64", "eval.max_examples=16", "trainer.eval_every=0"]
@@ -231,13 +233,7 @@ def test_blob_mean_is_deterministic_and_blob_samples_differ(compose, tiny_overri
 def test_batched_samples_equal_sequential_passes(compose, tiny_overrides, quant):
     _, ctx, preds, batch = _ctx(compose, tiny_overrides, extra=[f"model.quantization={quant}"])
     _perturb_std(ctx.method, 0.2, 0.3)
-    p = preds["blob"]
-    ctx.sample_chunk = 1
-    sequential = p.predict(ctx, batch)
-    ctx.sample_chunk = 4  # 10 samples -> chunks of 4, 4, 2
-    batched = p.predict(ctx, batch)
-    torch.testing.assert_close(batched, sequential, rtol=1e-4, atol=1e-5)
-    assert not torch.equal(sequential[0], sequential[1]), "samples differ"
+    assert_chunked_equals_sequential(preds["blob"], ctx, batch)
 
 
 @pytest.mark.parametrize("name", ["blob", "blob_mean"])

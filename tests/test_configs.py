@@ -110,6 +110,7 @@ def test_unknown_option_fails_at_compose(compose, override):
         compose([override])
 
 
+@pytest.mark.slow
 def test_cli_cfg_job_and_unknown_option():
     out = subprocess.run(
         [sys.executable, "-m", "bayeslora.train", "--cfg", "job", "model=tiny"],

@@ -132,6 +132,7 @@ def test_device_names():
 
 
 @pytest.mark.parametrize("override", ["seed=abc", "trainer.max_steps=ten"])
+@pytest.mark.slow
 def test_cli_refuses_bad_values_in_one_line_before_anything_loads(tmp_path, override):
     """The issue's two commands: one line, exit 2, seconds, and nothing written (Hydra never started)."""
     t0 = time.perf_counter()
@@ -144,6 +145,7 @@ def test_cli_refuses_bad_values_in_one_line_before_anything_loads(tmp_path, over
     assert list(tmp_path.iterdir()) == [], "nothing is written for a refused config"
 
 
+@pytest.mark.slow
 def test_cli_composition_errors_are_one_line(tmp_path):
     out = _python(["-m", "bayeslora.train", "trainer.max_stepz=3", f"paths.root={tmp_path}"], cwd=tmp_path)
     assert out.returncode == 2
@@ -239,6 +241,7 @@ def test_unknown_template_and_logger():
     assert instantiate_loggers(OmegaConf.create({"name": "none"}), {}, "id") == []
 
 
+@pytest.mark.slow
 def test_unknown_logger_option_is_refused(tmp_path):
     out = _python(["-m", "bayeslora.train", "logger=tensorboard", f"paths.root={tmp_path}"], cwd=tmp_path)
     assert out.returncode == 2
@@ -366,6 +369,7 @@ def test_ensemble_cli(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("bayeslora-ensemble: error:") and message in err[0]
 
 
+@pytest.mark.slow
 def test_ensemble_cli_as_a_command(tmp_path):
     out = _python(
         ["-m", "bayeslora.results.posthoc_ensemble", str(tmp_path / "nothing"), "--seeds", "1,2"],
@@ -410,12 +414,14 @@ def test_prompts_cli_errors(capsys, args, code, message):
     assert len(err) == 1 and err[0].startswith("bayeslora-prompts: error:") and message in err[0]
 
 
+@pytest.mark.slow
 def test_prompts_cli_as_a_command(tmp_path):
     out = _python(["-m", "bayeslora.prompts", "dataset=synthetic", "n=1"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "synthetic / validation: 400 examples" in out.stdout and "--- example 0" in out.stdout
 
 
+@pytest.mark.slow
 def test_sweep_values_are_checked_before_the_sweep_starts(tmp_path):
     out = _python(
         ["-m", "bayeslora.train", "-m", "model=tiny", "debug=fast", "seed=1,abc", f"paths.root={tmp_path}"],

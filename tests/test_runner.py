@@ -250,6 +250,7 @@ def _cli(args, tmp_path, env_extra=None):
     )
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
     out = _cli(["model=tiny", "dataset=arc_c", f"paths.data_dir={tmp_path}/missing"], tmp_path)
     assert out.returncode != 0
@@ -259,6 +260,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
 
 
 @needs_data
+@pytest.mark.slow
 def test_smollm2_few_steps_on_real_winogrande(compose, tmp_path):
     pytest.importorskip("gguf")
     import importlib.util

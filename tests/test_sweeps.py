@@ -34,6 +34,7 @@ def _records(root: Path) -> dict[str, dict]:
     return {str(p.parent.relative_to(root)): json.loads(p.read_text()) for p in root.rglob("metrics.json")}
 
 
+@pytest.mark.slow
 def test_submitit_local_two_job_multirun(tmp_path):
     out = _train(["-m", "launcher=submitit_local", *FAST, "dataset=synthetic", "seed=21,42"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -44,6 +45,7 @@ def test_submitit_local_two_job_multirun(tmp_path):
     assert list((tmp_path / "results/runs/debug/.submitit").iterdir()), "submitit ran the jobs"
 
 
+@pytest.mark.slow
 def test_failing_job_does_not_stop_the_sweep_and_relaunch_redoes_nothing_finished(tmp_path):
     missing = tmp_path / "no-data"
     args = ["-m", *FAST, "dataset=synthetic,arc_c", f"paths.data_dir={missing}"]
@@ -63,6 +65,7 @@ def test_failing_job_does_not_stop_the_sweep_and_relaunch_redoes_nothing_finishe
     assert "skipping" in second.stderr + second.stdout
 
 
+@pytest.mark.slow
 def test_table1_preset_is_a_72_job_slurm_array():
     out = subprocess.run(
         [

