@@ -9,7 +9,7 @@ DIGITS ?= $(if $(filter demo mini,$(EXP)),1,0)
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all test-gpu smoke demo mini mini-tables table compare figures reproduce reproduce-dry bench prompts clean
+.PHONY: help install lint format test test-fast test-gpu smoke demo mini mini-tables table compare figures reproduce reproduce-dry bench prompts clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -30,16 +30,16 @@ format: ## ruff fix + format
 	ruff check --fix .
 	ruff format .
 
-test: ## Default test suite (CPU, offline, excludes slow/gpu)
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest
-
-test-all: ## All tests including slow ones
+test: ## Every CPU test, offline (what .ci/run runs; the gpu ones are left out)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest -m "not gpu"
+
+test-fast: ## The edit loop: the CPU tests not marked slow (no subprocess CLIs/sweeps, kill-resume, real models)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest -m "not slow and not gpu"
 
 test-gpu: ## GPU checks only (needs CUDA): 8-bit 7B-shaped layers, every method
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m pytest -m gpu
 
-smoke: ## One-minute CPU smoke run: 4 steps of AdamW on the tiny model, every AdamW predictive
+smoke: ## Seconds-long CPU smoke run: 4 steps of AdamW on the tiny model, every AdamW predictive on 32 examples
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train debug=fast overwrite=true
 
 demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 seeds, table + figures

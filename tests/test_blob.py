@@ -246,7 +246,7 @@ def test_blob_predictives_refuse_other_runs(compose, tiny_overrides, name):
 def test_blob_settings_are_checked(compose):
     with pytest.raises(ConfigError, match="flipout"):
         instantiate(compose(["method=blob", "method.flipout=layer"]).method)
-    with pytest.raises(ConfigError, match="method.prior_std"):
+    with pytest.raises(ConfigError, match="invalid prior_std=0: expected a number > 0"):
         instantiate(compose(["method=blob", "method.prior_std=0"]).method)
 
 

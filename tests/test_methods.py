@@ -9,16 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from bayeslora.config import CONF_DIR
 from bayeslora.data import eval_batches
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.sampling import lora_vector, set_dropout
 from bayeslora.predictives.swag import SWAGCollector
 from bayeslora.runner import build_predictives, fit, post_fit, run, setup
 
-from .conftest import assert_chunked_equals_sequential
-
-METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+from .conftest import METHODS, assert_chunked_equals_sequential
 
 
 # -- SWAG -------------------------------------------------------------------------------------

@@ -49,6 +49,13 @@ class EvalContext:
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.method.logits(self.model, batch)
 
+    @torch.no_grad()
+    def one_pass(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Log-probabilities ``[1, batch, classes]`` of one pass of the model as it is set up now,
+        in eval mode (dropout off)."""
+        self.model.eval()
+        return torch.log_softmax(self.logits(batch).float(), dim=-1).unsqueeze(0)
+
     def generator(self, *key: int | str) -> torch.Generator:
         """A generator on the model's device, seeded by the run seed and ``key``: the same draws
         for every evaluation batch, so each weight sample is one model applied to the whole split."""

@@ -49,6 +49,5 @@ class BLoBMeanPredictive(Predictive):
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
-        ctx.model.eval()
         with ctx.method.mean():
-            return torch.log_softmax(ctx.logits(batch).float(), dim=-1).unsqueeze(0)
+            return ctx.one_pass(batch)

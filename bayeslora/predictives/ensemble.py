@@ -16,9 +16,8 @@ class EnsemblePredictive(Predictive):
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
-        ctx.model.eval()
         out = []
         for name in ctx.method.members:
             with ctx.method.member(ctx.model, name):
-                out.append(torch.log_softmax(ctx.logits(batch).float(), dim=-1))
-        return torch.stack(out)
+                out.append(ctx.one_pass(batch))
+        return torch.cat(out)

@@ -13,5 +13,4 @@ class MapPredictive(Predictive):
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
-        ctx.model.eval()
-        return torch.log_softmax(ctx.logits(batch).float(), dim=-1).unsqueeze(0)
+        return ctx.one_pass(batch)
