@@ -255,7 +255,7 @@ def test_a_yaml_only_dataset_trains_and_evaluates(compose, tmp_path):
             *base,
             "dataset=boolq_yaml",
             f"adapter='{Path(cfg.run_dir) / 'adapter'}'",
-            "predictives=[map,laplace_diag]",
+            "predictive=[map,laplace_diag]",
         ],
         config_name="evaluate",
     )
