@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bayeslora.errors import BayesLoraError
+from bayeslora.records import HISTORY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ class CSVLogger:
     """Appends one row per ``log`` call to ``history.csv`` (long form: step, key, value)."""
 
     def __init__(self, run_dir: Path, resume_step: int | None = None):
-        self.path = Path(run_dir) / "history.csv"
+        self.path = Path(run_dir) / HISTORY_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if resume_step is not None and self.path.exists():  # drop rows logged after the checkpoint

@@ -22,6 +22,8 @@ from bayeslora.errors import RecordClashError
 from bayeslora.utils.atomic import atomic_write_text
 
 RECORD_FILE = "metrics.json"
+# the per-step scalars of a run (step, key, value), beside its record
+HISTORY_FILE = "history.csv"
 # Settings that do not change what a run computes, by section ("" = top level, "predictive.*" = each
 # predictive): naming, paths, logging and launch; how it is shown (labels, row order, progress,
 # log cadence); and speed or storage only (threads, samples per batched forward, checkpoint cadence,

@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 
 from bayeslora.errors import HistoryError
+from bayeslora.records import HISTORY_FILE
 from bayeslora.results.runs import run_dir_of
-
-HISTORY_FILE = "history.csv"
 
 
 def history_path(record: dict) -> Path:
