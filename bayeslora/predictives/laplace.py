@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 from bayeslora.checks import POSITIVE, check_settings, integer, one_of
 from bayeslora.errors import ConfigError
 from bayeslora.predictives.base import EvalContext, Predictive
+from bayeslora.predictives.sampling import NormalDraws, gaussian_logit_log_probs
 
 STRUCTURES = ("kfac", "diag")
 KFAC_NORMALISATIONS = ("examples", "tokens")
@@ -374,6 +375,7 @@ class LaplacePredictive(Predictive):
         )
         self.posterior: Posterior | None = None
         self.summary: dict[str, Any] = {}
+        self.draws = NormalDraws()
 
     def bind(self, ctx: EvalContext) -> None:
         lora_modules(ctx.model)
@@ -424,9 +426,5 @@ class LaplacePredictive(Predictive):
         logits, cov = shared_logit_covariances(ctx, batch, self.label, self.posterior)
         eye = torch.eye(cov.shape[-1], device=cov.device)
         chol = torch.linalg.cholesky(cov + self.jitter * eye)
-        z = torch.randn(
-            (self.n_samples, *logits.shape),
-            generator=ctx.generator("laplace", self.structure),
-            device=logits.device,
-        )
-        return torch.log_softmax(logits.unsqueeze(0) + torch.einsum("bcd,sbd->sbc", chol, z), dim=-1)
+        z = self.draws(ctx.generator("laplace", self.structure), (self.n_samples, *logits.shape))
+        return gaussian_logit_log_probs(logits, chol, z)

@@ -123,3 +123,32 @@ def weight_sample_log_probs(
             return ctx.logits(b)
 
     return chunked_log_probs(ctx, batch, n_samples, forward)
+
+
+class NormalDraws:
+    """Standard normal draws ``z`` of shape ``[S, B, C]`` from a freshly seeded generator, returned
+    class-major: as ``[B, C, S]`` (``z[s, b, c]`` at ``[b, c, s]``). The same seed and shape give the
+    same draws, so they are kept for the last ``keep`` shapes: every full evaluation batch of a row
+    draws the same z (seeded per batch), and a split's last, shorter batch draws its own."""
+
+    def __init__(self, keep: int = 2):
+        self.keep = keep
+        self.cache: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+        key = (generator.initial_seed(), str(generator.device), tuple(shape))
+        if key not in self.cache:
+            z = torch.randn(shape, generator=generator, device=generator.device)
+            if len(self.cache) >= self.keep:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = z.view(shape[0], -1).t().contiguous().view(*shape[1:], shape[0])
+        return self.cache[key]
+
+
+def gaussian_logit_log_probs(mean: torch.Tensor, chol: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Log-softmax ``[S, B, C]`` of the logit draws ``mean + chol z`` (``mean [B, C]``, ``chol
+    [B, C, C]``, ``z`` class-major ``[B, C, S]`` from :class:`NormalDraws`). Computed class-major and
+    returned as a view: a log-softmax over a size-C innermost dimension is several times slower than
+    over a strided one, and the average over samples then reads contiguous memory."""
+    f = torch.baddbmm(mean.unsqueeze(2), chol, z)  # [B, C, S]
+    return torch.log_softmax(f, dim=1).permute(2, 0, 1)
