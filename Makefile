@@ -42,9 +42,9 @@ test-gpu: ## GPU checks only (needs CUDA): 8-bit 7B-shaped layers, every method
 smoke: ## Seconds-long CPU smoke run: 4 steps of AdamW on the tiny model, every AdamW predictive on 32 examples
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train debug=fast overwrite=true
 
-demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 seeds, table + figures
+demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 seeds, table + figures + report vs the paper
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=demo
-	$(PYTHON) -m bayeslora.results.aggregate demo --results-dir $(RESULTS) --posthoc-ensemble --figures --extra-digits 1
+	$(PYTHON) -m bayeslora.results.aggregate demo --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper --extra-digits 1
 	@echo "--- shifted split ---"
 	$(PYTHON) -m bayeslora.results.aggregate demo --results-dir $(RESULTS) --split shifted --no-write --extra-digits 1
 
