@@ -85,6 +85,7 @@ def test_tiny_model_learns_the_synthetic_task(compose, tiny_overrides):
         tiny_overrides
         + [
             "dataset.source.n_train=400",
+            "trainer.max_train_examples=null",  # all 400 (debug=fast caps the split at 64)
             "dataset.source.n_validation=200",
             "trainer.max_steps=300",
             "trainer.eval_every=0",
