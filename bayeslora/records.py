@@ -25,7 +25,8 @@ RECORD_FILE = "metrics.json"
 # the per-step scalars of a run (step, key, value), beside its record
 HISTORY_FILE = "history.csv"
 # Settings that do not change what a run computes, by section ("" = top level, "predictive.*" = each
-# predictive): naming, paths, logging and launch; how it is shown (labels, row order, progress,
+# predictive): naming, paths (also the data folder, so a run relaunched on another machine keeps its
+# hash), logging and launch; how it is shown (labels, row order, progress,
 # log cadence); and speed or storage only (threads, samples per batched forward, checkpoint cadence,
 # whether preds.npz is kept). Changing one of them keeps the config hash, so a seed rerun with a
 # smaller eval.sample_chunk (for memory) still aggregates with the others.
@@ -34,6 +35,8 @@ NOT_HASHED: dict[str, tuple[str, ...]] = {
     "trainer": ("progress_bar", "num_threads", "log_every", "checkpoint_every", "keep_checkpoint"),
     "eval": ("sample_chunk", "save_predictions"),
     "dataset": ("label",),
+    # where the benchmark copies are read from (the rows read are in the record's data_sources)
+    "dataset.source": ("data_dir",),
     "predictive.*": ("label", "table_rank"),
 }
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "hydra-core", "ivon-opt", "wandb")
@@ -51,6 +54,10 @@ def hashed_config(cfg: DictConfig) -> dict[str, Any]:
     for section in ("trainer", "eval", "dataset"):
         if section in out:
             out[section] = _without(out[section], NOT_HASHED[section])
+    datasets = [out.get("dataset"), *((out.get("eval") or {}).get("ood") or {}).values()]
+    for ds in datasets:  # the run's dataset and its OOD sets
+        if isinstance(ds, dict) and isinstance(ds.get("source"), dict):
+            ds["source"] = _without(ds["source"], NOT_HASHED["dataset.source"])
     if "predictive" in out and "method" in out:
         used = set(out["method"].get("predictives", [])) | {out["method"].get("val_predictive")}
         out["predictive"] = {

@@ -296,12 +296,20 @@ def test_cli_evaluates_prints_the_rows_and_refuses_bad_input_in_one_line(tiny_mo
     ]
 
 
-def test_evaluate_config_lists_every_predictive(compose):
-    from bayeslora.config import CONF_DIR
-
+def test_evaluate_config_composes_the_rows_it_evaluates(compose):
     cfg = compose(["adapter=null"], config_name="evaluate")
-    assert set(cfg.predictive) == {p.stem for p in (CONF_DIR / "predictive").glob("*.yaml")}
+    assert list(cfg.method.predictives) == ["map", "mc_dropout", "laplace_kfac", "laplace_diag"]
     assert cfg.trainer.max_steps == 0 and cfg.method.name == "zero_shot"
+    # any other rows, alone: laplace_diag without laplace_kfac takes laplace_kfac's defaults
+    alone = compose(["adapter=null", "predictive=[laplace_diag,ivon]"], config_name="evaluate")
+    assert (
+        list(alone.method.predictives) == ["laplace_diag", "ivon"]
+        and alone.method.val_predictive == "laplace_diag"
+    )
+    both = cfg.predictive.laplace_diag
+    assert {k: v for k, v in alone.predictive.laplace_diag.items() if k != "_target_"} == {
+        k: v for k, v in both.items() if k != "_target_"
+    }
 
 
 # ---------------------------------------------------------------------------------------------

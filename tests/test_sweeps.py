@@ -13,6 +13,7 @@ import pytest
 
 from bayeslora.errors import ConfigError, DataError
 from bayeslora.runner import run
+from bayeslora.schema import validate
 
 from .conftest import DATA_DIR, needs_data
 
@@ -140,8 +141,8 @@ def test_secrets_never_reach_the_record(compose, tiny_base, tmp_path, monkeypatc
         run(cfg)
     text = (Path(cfg.run_dir) / "metrics.json").read_text()
     assert secret not in text and "***" in text
-    with pytest.raises(ConfigError, match="looks like a secret"):
-        run(compose(tiny_base + [f"+hf_token={secret}"]))
+    with pytest.raises(ConfigError, match="looks like a secret"):  # the config check every entry runs
+        validate(compose(tiny_base + [f"+hf_token={secret}"]))
     from bayeslora.utils.secrets import refuse_secret_keys
 
     refuse_secret_keys({"model": {"tokenizer_path": "/some/where", "key_order": "x"}})  # not secrets
