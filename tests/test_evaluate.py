@@ -25,7 +25,7 @@ from hydra.errors import MissingConfigException
 from bayeslora.errors import BayesLoraError, ConfigError
 from bayeslora.evaluate import CheckError, evaluate_adapter
 
-from .conftest import DATA_DIR, REPO, needs_data
+from .conftest import REPO, needs_data, smollm2_overrides
 
 TINY_DATA = ["dataset.source.n_train=64", "dataset.source.n_validation=32", "dataset.source.n_shifted=16"]
 
@@ -336,15 +336,10 @@ def test_plain_peft_adapter_on_smollm2_real_rows(compose, tmp_path, monkeypatch)
     ecfg = evaluation(
         compose,
         [
-            "model=smollm2_135m",
-            "dataset=arc_e",
-            f"paths.data_dir={DATA_DIR}",
-            f"paths.root={tmp_path}",
+            *smollm2_overrides(tmp_path, "arc_e"),
             f"adapter={adapter}",
             "predictive=[map,mc_dropout,laplace_kfac,laplace_diag]",
             "trainer.max_train_examples=8",
-            "trainer.num_threads=2",
-            "trainer.device=cpu",
             "eval.max_examples=8",
             "predictive.laplace_kfac.n_samples=20000",
         ],

@@ -79,10 +79,11 @@ def records(smollm2, tmp_path_factory):
                     "trainer.num_threads=2",
                     "trainer.progress_bar=false",
                     "eval.max_examples=8",
-                    "predictive.swag.start_step=1",
-                    "predictive.swag.interval=1",
-                    "predictive.laplace_kfac.n_samples=20000",
-                    "predictive.laplace_diag.n_samples=20000",
+                    # ++: set where the method composes the row, a harmless fragment where not
+                    "++predictive.swag.start_step=1",
+                    "++predictive.swag.interval=1",
+                    "++predictive.laplace_kfac.n_samples=20000",
+                    "++predictive.laplace_diag.n_samples=20000",
                     # a short run barely moves the weights: a larger step makes the rows distinguishable
                     "method.lr=3e-3" if method != "ivon" else "method.lr=0.03",
                     "method.predictives=" + "[" + ",".join(ROWS[method]) + "]",

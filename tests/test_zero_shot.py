@@ -21,7 +21,7 @@ from bayeslora.errors import ConfigError
 from bayeslora.runner import run
 from bayeslora.schema import validate
 
-from .conftest import DATA_DIR, REPO, needs_data
+from .conftest import REPO, needs_data, smollm2_overrides
 
 ZERO = ["trainer.max_steps=0", "trainer.checkpoint_every=0"]
 POINT_ROWS = {  # method -> (predictives, the rows that must equal the base model exactly)
@@ -159,15 +159,10 @@ def test_smollm2_zero_shot_rows_on_real_winogrande(compose, tmp_path):
 
     cfg = compose(
         [
-            "model=smollm2_135m",
-            "dataset=winogrande_s",
-            f"paths.data_dir={DATA_DIR}",
-            f"paths.root={tmp_path}",
+            *smollm2_overrides(tmp_path, "winogrande_s"),
             *ZERO,
             "trainer.max_train_examples=8",
             "trainer.progress_bar=false",
-            "trainer.num_threads=2",
-            "trainer.device=cpu",
             "eval.max_examples=8",
             "method.name=zero_shot",
             "method.predictives=[map,mc_dropout,laplace_kfac]",

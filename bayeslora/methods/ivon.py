@@ -15,6 +15,19 @@ from bayeslora.checks import NON_NEGATIVE, POSITIVE, UNIT, check_settings, integ
 from bayeslora.errors import ConfigError
 from bayeslora.methods.base import Method
 
+# this method's settings that ivon.IVON takes, by the same names
+OPTIMIZER_SETTINGS = (
+    "lr",
+    "ess",
+    "hess_init",
+    "beta1",
+    "beta2",
+    "weight_decay",
+    "mc_samples",
+    "clip_radius",
+    "rescale_lr",
+)
+
 
 class IVONMethod(Method):
     divergence_hint = "IVON diverges when ess is too small: raise method.ess, or lower the learning rate"
@@ -58,18 +71,7 @@ class IVONMethod(Method):
         dtypes = {p.dtype for p in params}
         if len(dtypes) > 1:
             raise ConfigError(f"IVON needs one dtype for all LoRA parameters, got {sorted(map(str, dtypes))}")
-        return ivon.IVON(
-            params,
-            lr=self.lr,
-            ess=self.ess,
-            hess_init=self.hess_init,
-            beta1=self.beta1,
-            beta2=self.beta2,
-            weight_decay=self.weight_decay,
-            mc_samples=self.mc_samples,
-            clip_radius=self.clip_radius,
-            rescale_lr=self.rescale_lr,
-        )
+        return ivon.IVON(params, **{k: getattr(self, k) for k in OPTIMIZER_SETTINGS})
 
     def train_step(self, model, batch) -> float:
         total = 0.0

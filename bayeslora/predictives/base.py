@@ -109,6 +109,13 @@ class Predictive:
         return {}
 
 
+class OnePassPredictive(Predictive):
+    """A predictive of one deterministic pass (or one per ensemble member): no ``n_samples``."""
+
+    def __init__(self, label: str):
+        super().__init__(label, n_samples=1)
+
+
 def build_predictive(node: Any) -> Predictive:
     """A predictive from its config node (``predictive.<name>``), with its ``table_rank`` set."""
     conf = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)

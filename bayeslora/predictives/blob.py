@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from bayeslora.contracts import VariationalSites
-from bayeslora.predictives.base import EvalContext, Predictive
+from bayeslora.predictives.base import EvalContext, OnePassPredictive, Predictive
 from bayeslora.predictives.sampling import chunked_log_probs
 
 
@@ -39,13 +39,10 @@ class BLoBPredictive(Predictive):
         return chunked_log_probs(ctx, batch, self.n_samples, forward)
 
 
-class BLoBMeanPredictive(Predictive):
+class BLoBMeanPredictive(OnePassPredictive):
     """One deterministic pass with A at its mean M."""
 
     requires = VariationalSites
-
-    def __init__(self, label: str = "BLoB@mean"):
-        super().__init__(label, n_samples=1)
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import torch
 
 from bayeslora.contracts import Members
-from bayeslora.predictives.base import EvalContext, Predictive
+from bayeslora.predictives.base import EvalContext, OnePassPredictive
 
 
-class EnsemblePredictive(Predictive):
+class EnsemblePredictive(OnePassPredictive):
     requires = Members
-
-    def __init__(self, label: str = "Ensemble"):
-        super().__init__(label, n_samples=1)
 
     @torch.no_grad()
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:

@@ -164,22 +164,31 @@ def parse_seeds(text: str) -> list[int] | None:
         raise AggregationError(f"--seeds must be comma-separated integers, got {text!r}") from None
 
 
+# the on/off options of the command line, in the order --help lists them
+SWITCHES = [
+    ("--no-write", "print only"),
+    ("--no-tables", "write only what --figures / --vs-paper ask for, not <results>/tables/"),
+    ("--all-rows", "also analysis rows such as the IVON τ grid"),
+    ("--recompute", "recompute every metric from the runs' preds.npz"),
+    ("--posthoc-ensemble", "first build a post-hoc ensemble of every dataset/model's adamw seeds (>= 2)"),
+    ("--figures", "also draw <results>/figures/<exp>/"),
+    (
+        "--vs-paper",
+        "also write <results>/reports/<exp>_vs_paper.{md,csv,png}: every cell beside the paper's, "
+        "and the paper's claims checked",
+    ),
+    ("--wandb", "upload tables and figures as W&B artifacts"),
+]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="bayeslora-table", description=__doc__.splitlines()[0])
     ap.add_argument("exp", help="experiment name (folder under <results>/runs/)")
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--split", default=None, help="evaluation split (default: each record's first)")
     ap.add_argument("--seeds", default="21,42,87", help="expected seeds, comma-separated ('' = no check)")
-    ap.add_argument("--no-write", action="store_true", help="print only")
-    ap.add_argument(
-        "--no-tables",
-        action="store_true",
-        help="write only what --figures / --vs-paper ask for, not <results>/tables/",
-    )
-    ap.add_argument("--all-rows", action="store_true", help="also analysis rows such as the IVON τ grid")
-    ap.add_argument(
-        "--recompute", action="store_true", help="recompute every metric from the runs' preds.npz"
-    )
+    for flag, help_ in SWITCHES:
+        ap.add_argument(flag, action="store_true", help=help_)
     ap.add_argument(
         "--ece-bins",
         type=int,
@@ -187,24 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"ECE bins for --recompute (default {DEFAULT_ECE_BINS}; implies --recompute)",
     )
     ap.add_argument(
-        "--posthoc-ensemble",
-        action="store_true",
-        help="first build a post-hoc ensemble of every dataset/model's adamw seeds (>= 2)",
-    )
-    ap.add_argument("--figures", action="store_true", help="also draw <results>/figures/<exp>/")
-    ap.add_argument(
-        "--vs-paper",
-        action="store_true",
-        help="also write <results>/reports/<exp>_vs_paper.{md,csv,png}: every cell beside the paper's, "
-        "and the paper's claims checked",
-    )
-    ap.add_argument(
         "--extra-digits",
         type=int,
         default=0,
         help="decimals beyond the paper's (ACC/ECE ×100: 1, NLL/Brier: 2); the demo uses 1",
     )
-    ap.add_argument("--wandb", action="store_true", help="upload tables and figures as W&B artifacts")
     ap.add_argument(
         "--wandb-project",
         default=None,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bayeslora.results.draw import new_figure, panel_keys, panel_title
+from bayeslora.results.draw import new_figure, panel_keys, panel_title, sorted_by_dataset
 from bayeslora.results.history import seed_histories
-from bayeslora.results.layout import dataset_rank
 from bayeslora.results.runs import group_records, run_label
 from bayeslora.results.summary import sem
 
@@ -19,17 +18,17 @@ KEYS = {"train/loss": "training loss", "val/nll": "validation NLL", "val/ece": "
 SCALE = {"val/ece": 100.0}
 
 
-def curves_data(records: list[dict]) -> pd.DataFrame:
-    """Long table: (dataset, model, method, label, key, step) -> mean, sem, n over the seeds."""
-    cols = ["dataset", "model", "method", "label", "key", "step", "n", "mean", "sem"]
+def step_means(records: list[dict], keys: list[str], scale: dict[str, float] | None = None) -> pd.DataFrame:
+    """Long table of logged scalars over the seeds: (dataset, model, method, label, key, step) ->
+    n, seeds, mean, sem (times ``scale[key]``), from each run's ``history.csv``."""
+    cols = ["dataset", "model", "method", "label", "key", "step", "n", "seeds", "mean", "sem"]
+    scale = scale or {}
     rows = []
     for (dataset, model, method), recs in group_records(records).items():
-        h = seed_histories(recs, list(KEYS))
+        h = seed_histories(recs, list(keys))
         if h is None:
             continue
-        for key in KEYS:
-            if key not in h:
-                continue
+        for key in [k for k in keys if k in h]:
             for step, g in h.dropna(subset=[key]).groupby("step", sort=True):
                 rows.append(
                     dict(
@@ -40,19 +39,17 @@ def curves_data(records: list[dict]) -> pd.DataFrame:
                         key=key,
                         step=int(step),
                         n=len(g),
-                        mean=float(g[key].mean()) * SCALE.get(key, 1.0),
-                        sem=sem(g[key]) * SCALE.get(key, 1.0),
+                        seeds=" ".join(map(str, sorted(g.seed))),
+                        mean=float(g[key].mean()) * scale.get(key, 1.0),
+                        sem=sem(g[key]) * scale.get(key, 1.0),
                     )
                 )
-    df = pd.DataFrame(rows, columns=cols)
-    if df.empty:
-        return df
-    df["_d"] = df.dataset.map(dataset_rank)
-    return (
-        df.sort_values(["_d", "dataset", "model", "method", "key", "step"])
-        .drop(columns="_d")
-        .reset_index(drop=True)
-    )
+    return sorted_by_dataset(pd.DataFrame(rows, columns=cols), ["model", "method", "key", "step"])
+
+
+def curves_data(records: list[dict]) -> pd.DataFrame:
+    """Long table: (dataset, model, method, label, key, step) -> mean, sem, n over the seeds."""
+    return step_means(records, list(KEYS), SCALE).drop(columns="seeds")
 
 
 def plot_curves(df: pd.DataFrame):

@@ -50,3 +50,15 @@ def panel_keys(df: pd.DataFrame) -> list[tuple[str, str]]:
 def panel_title(dataset: str, model: str, multi_model: bool) -> str:
     name = DATASET_LABELS.get(dataset, dataset)
     return f"{name} [{model}]" if multi_model else name
+
+
+def sorted_by_dataset(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """A figure's data rows: datasets in the paper's order, then ``keys``; an empty frame as it is."""
+    if df.empty:
+        return df
+    return (
+        df.assign(_d=df.dataset.map(dataset_rank))
+        .sort_values(["_d", "dataset", *keys])
+        .drop(columns="_d")
+        .reset_index(drop=True)
+    )

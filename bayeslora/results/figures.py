@@ -37,14 +37,13 @@ from pathlib import Path
 import pandas as pd
 
 from bayeslora.errors import BayesLoraError, FigureError
-from bayeslora.results.curves import curves_data, plot_curves
-from bayeslora.results.draw import new_figure, panel_keys, panel_title, save_figure
-from bayeslora.results.history import seed_histories
-from bayeslora.results.layout import DEFAULT_ECE_BINS, dataset_rank
+from bayeslora.results.curves import curves_data, plot_curves, step_means
+from bayeslora.results.draw import new_figure, panel_keys, panel_title, save_figure, sorted_by_dataset
+from bayeslora.results.layout import DEFAULT_ECE_BINS
 from bayeslora.results.outputs import OneLineParser, StagedOutputs, safe_name
 from bayeslora.results.reliability import plot_reliability, reliability_data
-from bayeslora.results.runs import group_records, load_records, run_label
-from bayeslora.results.summary import sem, summarize
+from bayeslora.results.runs import load_records
+from bayeslora.results.summary import summarize
 
 TAU_RE = re.compile(r"^(?P<base>.+)_tau(?P<tau>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)$")
 FORMATS = ("png", "pdf")
@@ -93,47 +92,14 @@ def figure1_data(records: list[dict], split: str | None = None) -> pd.DataFrame:
                 nll_sem=float(m.loc["nll", "sem"]),
             )
         )
-    df = pd.DataFrame(rows, columns=cols)
-    if df.empty:
-        return df
-    df["_d"] = df.dataset.map(dataset_rank)
-    return (
-        df.sort_values(["_d", "dataset", "model", "method", "base", "tau"])
-        .drop(columns="_d")
-        .reset_index(drop=True)
-    )
+    return sorted_by_dataset(pd.DataFrame(rows, columns=cols), ["model", "method", "base", "tau"])
 
 
 def figure2_data(records: list[dict]) -> pd.DataFrame:
     """Validation accuracy by training step per (dataset, model, method), mean over seeds."""
     cols = ["dataset", "model", "method", "label", "step", "n", "seeds", "val_acc", "val_acc_sem"]
-    rows = []
-    for (dataset, model, method), recs in group_records(records).items():
-        h = seed_histories(recs, ["val/acc"])
-        if h is None or "val/acc" not in h:
-            continue
-        h = h.dropna(subset=["val/acc"]).rename(columns={"val/acc": "val_acc"})
-        for step, g in h.groupby("step", sort=True):
-            rows.append(
-                dict(
-                    dataset=dataset,
-                    model=model,
-                    method=method,
-                    label=run_label(recs),
-                    step=int(step),
-                    n=len(g),
-                    seeds=" ".join(map(str, sorted(g.seed))),
-                    val_acc=float(g.val_acc.mean()),
-                    val_acc_sem=sem(g.val_acc),
-                )
-            )
-    df = pd.DataFrame(rows, columns=cols)
-    if df.empty:
-        return df
-    df["_d"] = df.dataset.map(dataset_rank)
-    return (
-        df.sort_values(["_d", "dataset", "model", "method", "step"]).drop(columns="_d").reset_index(drop=True)
-    )
+    df = step_means(records, ["val/acc"]).rename(columns={"mean": "val_acc", "sem": "val_acc_sem"})
+    return df[cols]
 
 
 def compute_figures(

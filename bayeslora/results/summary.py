@@ -118,6 +118,15 @@ def observations(records: list[dict], split: str | None = None, all_rows: bool =
     return pd.DataFrame(rows)
 
 
+# what names and places a table row, the same for every seed (and dataset) behind it
+ROW_NAMING = {
+    "experiment": ("experiment", "first"),
+    "split": ("split", "first"),
+    "label": ("label", "first"),
+    "rank": ("rank", "min"),
+}
+
+
 def summarize(
     records: list[dict],
     split: str | None = None,
@@ -135,11 +144,8 @@ def summarize(
     df = (
         obs.groupby(KEY, sort=False)
         .agg(
-            experiment=("experiment", "first"),
-            split=("split", "first"),
+            **ROW_NAMING,
             dataset_label=("dataset_label", "first"),
-            label=("label", "first"),
-            rank=("rank", "min"),
             n=("value", "size"),
             mean=("value", "mean"),
             sem=("value", SEM),
@@ -191,10 +197,7 @@ def averages(base: pd.DataFrame) -> pd.DataFrame:
         mean=base["mean"].astype(float), sem2=base["sem"].astype(float) ** 2, ds=base.dataset
     ).groupby(["model", "method", "predictive", "metric"], sort=True)
     out = g.agg(
-        experiment=("experiment", "first"),
-        split=("split", "first"),
-        label=("label", "first"),
-        rank=("rank", "min"),
+        **ROW_NAMING,
         n_datasets=("ds", "nunique"),
         mean=("mean", "mean"),
         sem2=("sem2", lambda s: s.sum(min_count=len(s)) if s.notna().all() else np.nan),
