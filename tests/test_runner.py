@@ -273,8 +273,6 @@ def test_smollm2_few_steps_on_real_winogrande(compose, tmp_path):
             *smollm2_overrides(tmp_path, "winogrande_s"),
             "trainer.max_steps=2",
             "trainer.eval_every=0",
-            "trainer.progress_bar=false",
-            "eval.max_examples=8",
             "exp_name=smol",
             "method.predictives=[map]",
         ]

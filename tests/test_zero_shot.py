@@ -162,8 +162,6 @@ def test_smollm2_zero_shot_rows_on_real_winogrande(compose, tmp_path):
             *smollm2_overrides(tmp_path, "winogrande_s"),
             *ZERO,
             "trainer.max_train_examples=8",
-            "trainer.progress_bar=false",
-            "eval.max_examples=8",
             "method.name=zero_shot",
             "method.predictives=[map,mc_dropout,laplace_kfac]",
             "predictive.laplace_kfac.n_samples=20000",
