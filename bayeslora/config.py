@@ -39,6 +39,19 @@ def composed_predictives(*, _root_: DictConfig) -> ListConfig:
     return ListConfig(names)
 
 
+def require_composed(cfg: DictConfig, names, what: str) -> None:
+    """Raise ConfigError (``<what> '<name>': ...``) for the first of ``names`` the run does not compose."""
+    from bayeslora.errors import ConfigError
+
+    known = list(composed_predictives(_root_=cfg))
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"{what} {name!r}: this run composes {', '.join(known) or 'none'}; add its config with "
+                f"predictive=[...,{name}] (each is a conf/predictive/<name>.yaml)"
+            )
+
+
 OmegaConf.register_new_resolver("bayeslora.adapter_name", adapter_name, replace=True)
 OmegaConf.register_new_resolver("bayeslora.predictives", composed_predictives, replace=True)
 

@@ -71,7 +71,7 @@ def require(method: Any, protocol: type | None, label: str) -> None:
     if protocol is None:
         return
     lacking = missing(method, protocol)
-    if isinstance(method, protocol) and not lacking:
+    if not lacking:
         return
     what, example = DESCRIPTIONS.get(protocol, (protocol.__name__, "a method that implements it"))
     raise ConfigError(

@@ -32,8 +32,9 @@ from tqdm.auto import tqdm
 from bayeslora import checkpoint
 from bayeslora import metrics as M
 from bayeslora.checkpoint import load_trainable_state, rng_state, set_rng_state, trainable_state
+from bayeslora.config import require_composed
 from bayeslora.data import TaskData, build_task, eval_batches
-from bayeslora.errors import ConfigError, TrainingDivergedError
+from bayeslora.errors import TrainingDivergedError
 from bayeslora.loggers import CSVLogger, flatten, instantiate_loggers
 from bayeslora.models import build_model, lora_parameters
 from bayeslora.predictives import EvalContext, Predictive, build_predictive
@@ -74,15 +75,10 @@ class Run:
 def build_predictives(cfg: DictConfig, names: list[str]) -> dict[str, Predictive]:
     """The predictives ``names`` (each composed as ``predictive.<name>``), by table row name; a grid
     predictive expands into one row per grid point, each with the grid's ``table_rank``."""
-    known = cfg.get("predictive") or {}
+    require_composed(cfg, names, "unknown predictive")
     out = {}
     for name in names:
-        if name not in known or "_target_" not in known[name]:
-            raise ConfigError(
-                f"unknown predictive {name!r}: the run composes {sorted(known)}; add its config with "
-                f"predictive=[...,{name}] (each is a conf/predictive/<name>.yaml)"
-            )
-        predictive = build_predictive(known[name])
+        predictive = build_predictive(cfg.predictive[name])
         for row, p in predictive.expand(name).items():
             p.table_rank = predictive.table_rank
             out[row] = p

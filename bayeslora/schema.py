@@ -121,16 +121,10 @@ def check_fixed(cfg: DictConfig) -> None:
         value = _resolved(cfg, key)
         if not ok(value):
             raise _bad(key, value, expected)
-    from bayeslora.config import composed_predictives
+    from bayeslora.config import require_composed
 
-    known = composed_predictives(_root_=cfg)
     used = list(dict.fromkeys([*cfg.method.predictives, cfg.method.val_predictive]))
-    for name in used:
-        if name not in known:
-            raise ConfigError(
-                f"invalid method.predictives entry {name!r}: this run composes {', '.join(known) or 'none'}; "
-                f"add its config with predictive=[...,{name}] (each is a conf/predictive/<name>.yaml)"
-            )
+    require_composed(cfg, used, "invalid method.predictives entry")
 
 
 # -- pass 2: settings of _target_ objects against their constructors' type hints -----------------

@@ -27,11 +27,11 @@ from bayeslora.models import class_logits, lora_parameters
 def linear_decay(optimizer, total_steps: int, warmup_steps: int = 0, hold: tuple[int, float] | None = None):
     """Linear warm-up over ``warmup_steps``, then linear decay to 0 at ``total_steps``; with
     ``hold = (step, lr)``, every optimizer step after optimizer step ``step`` runs at ``lr``."""
-    base = [g["lr"] for g in optimizer.param_groups]
+    base_lr = optimizer.param_groups[0]["lr"]
 
     def factor(step: int) -> float:
         if hold is not None and step >= hold[0]:
-            return hold[1] / base[0]
+            return hold[1] / base_lr
         if warmup_steps and step < warmup_steps:
             return (step + 1) / warmup_steps
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
