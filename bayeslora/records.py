@@ -30,8 +30,11 @@ HISTORY_FILE = "history.csv"
 # log cadence); and speed or storage only (threads, samples per batched forward, checkpoint cadence,
 # whether preds.npz is kept). Changing one of them keeps the config hash, so a seed rerun with a
 # smaller eval.sample_chunk (for memory) still aggregates with the others.
+# ``lookup`` holds per-dataset tables (e.g. IVON's ess per dataset for one model): the values a run
+# looks up land in the sections it hashes (method.ess, trainer.max_steps), so another dataset's new
+# entry leaves every existing run's hash as it was.
 NOT_HASHED: dict[str, tuple[str, ...]] = {
-    "": ("seed", "paths", "logger", "overwrite", "run_dir", "exp_name", "hydra", "launcher"),
+    "": ("seed", "paths", "logger", "overwrite", "run_dir", "exp_name", "hydra", "launcher", "lookup"),
     "trainer": ("progress_bar", "num_threads", "log_every", "checkpoint_every", "keep_checkpoint"),
     "eval": ("sample_chunk", "save_predictions"),
     "dataset": ("label",),

@@ -199,10 +199,10 @@ def write_config(path: Path, model: str, dataset: str, chosen: dict, probe_file:
     table, extra = {}, {}
     if path.is_file():
         old = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-        table = old.get(key, {})
+        table = old.get("lookup", {}).get(key, {})
         extra = {k: v for k, v in old.get("method", {}).items() if k not in ("ess", "hess_init")}
     table[dataset] = {"ess": float(chosen["ess"]), "hess_init": float(chosen["hess_init"])}
-    body = OmegaConf.to_yaml({key: dict(sorted(table.items()))})
+    body = OmegaConf.to_yaml({"lookup": {key: dict(sorted(table.items()))}})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "# @package _global_\n"
@@ -211,8 +211,8 @@ def write_config(path: Path, model: str, dataset: str, chosen: dict, probe_file:
         f"# (the probe's grid and numbers: {probe_file.parent}/). A dataset without an entry is an error.\n"
         + body
         + "method:\n"
-        + f"  ess: ${{{key}.${{dataset.name}}.ess}}\n"
-        + f"  hess_init: ${{{key}.${{dataset.name}}.hess_init}}\n"
+        + f"  ess: ${{lookup.{key}.${{dataset.name}}.ess}}\n"
+        + f"  hess_init: ${{lookup.{key}.${{dataset.name}}.hess_init}}\n"
         + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in extra.items())
     )
 
