@@ -308,6 +308,8 @@ class FixedAdapterPosterior(FixedAdapter):
             raise ConfigError(
                 f"{where}: its mean is not the adapter's weights; was it saved by the run that saved this adapter?"
             )
+        if not torch.all(torch.isfinite(state["variance"])):
+            raise ConfigError(f"{where}: its variance is not finite everywhere (NaN or inf)")
         if not torch.all(state["variance"] > 0):
             raise ConfigError(f"{where}: its variance is not positive everywhere")
         device = params[0].device

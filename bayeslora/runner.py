@@ -34,7 +34,7 @@ from bayeslora import metrics as M
 from bayeslora.checkpoint import load_trainable_state, rng_state, set_rng_state, trainable_state
 from bayeslora.config import require_composed
 from bayeslora.data import TaskData, build_task, eval_batches
-from bayeslora.errors import TrainingDivergedError
+from bayeslora.errors import BayesLoraError, TrainingDivergedError
 from bayeslora.loggers import CSVLogger, flatten, instantiate_loggers
 from bayeslora.models import build_model, lora_parameters
 from bayeslora.predictives import EvalContext, Predictive, build_predictive
@@ -73,14 +73,16 @@ class Run:
 
 
 def build_predictives(cfg: DictConfig, names: list[str]) -> dict[str, Predictive]:
-    """The predictives ``names`` (each composed as ``predictive.<name>``), by table row name; a grid
-    predictive expands into one row per grid point, each with the grid's ``table_rank``."""
+    """The predictives ``names`` (each composed as ``predictive.<name>``), by table row name, each
+    told its row name; a grid predictive expands into one row per grid point, each with the grid's
+    ``table_rank``."""
     require_composed(cfg, names, "unknown predictive")
     out = {}
     for name in names:
         predictive = build_predictive(cfg.predictive[name])
         for row, p in predictive.expand(name).items():
             p.table_rank = predictive.table_rank
+            p.row = row
             out[row] = p
     return out
 
@@ -119,7 +121,8 @@ def predict_split(
     progress: bool = False,
 ) -> np.ndarray:
     """``log p̄`` ``[N, C]`` (float64) of ``predictive`` on ``split``, in dataset order: the
-    predictive's per-sample log-probabilities averaged over samples in probability space."""
+    predictive's per-sample log-probabilities averaged over samples in probability space. NaN or
+    inf probabilities are refused (a :class:`BayesLoraError` naming the row and the split)."""
     data = task.evals[split]
     n = len(data) if max_examples is None else min(len(data), max_examples)
     if n < len(data):
@@ -135,6 +138,13 @@ def predict_split(
             raise RuntimeError(
                 f"{type(predictive).__name__} returned shape {tuple(logp.shape)}, "
                 f"expected [samples, {len(idx)}, {len(task.class_ids)}]"
+            )
+        finite = torch.isfinite(logp.double().exp())  # probabilities: a log-probability of -inf is 0
+        if not finite.all():
+            n_bad = int((~finite).any(dim=-1).any(dim=0).sum())
+            raise BayesLoraError(
+                f"row {predictive.row or predictive.label!r}: NaN or inf probabilities on split {split!r} "
+                f"({n_bad} of the {len(idx)} examples of a batch); no metrics are computed from them"
             )
         out[idx] = M.log_mean_probs(logp)
     return out
@@ -198,6 +208,7 @@ def setup(
         model=model,
         method=method,
         class_ids=task.class_ids,
+        pad_id=task.pad_id,
         seed=int(cfg.seed),
         total_steps=int(cfg.trainer.max_steps),
         sample_chunk=int(cfg.eval.sample_chunk),

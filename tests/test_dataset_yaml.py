@@ -196,6 +196,13 @@ def test_class_word_that_is_not_one_token_names_the_dataset(tmp_path):
         ({"label": "a"}, r"\.prompt must be a non-empty format string"),
         ({"prompt": "{q", "label": "a"}, r"\.prompt is not a valid format string"),
         ({"prompt": "{} x", "label": "a"}, r"every \{\} must name a column"),
+        # attribute / index access: {question.title} would render "<built-in method title ...>"
+        (
+            {"prompt": "{question.title} {passage}", "label": "a"},
+            r"prompt: \{question\.title\} uses attribute or index access; every \{\} must name a column",
+        ),
+        ({"prompt": "{q.text}", "label": "a"}, r"prompt: \{q\.text\} uses attribute or index access"),
+        ({"prompt": "{choices[text]}", "label": "a"}, r"prompt: \{choices\[text\]\} uses attribute or"),
         ({"prompt": "{q}"}, r"\.label must name the column"),
         (
             {"prompt": "{q}", "label": "a", "label_map": {"yes": 2}},
@@ -223,6 +230,20 @@ def test_bad_templates_are_one_config_error_naming_the_dataset(compose, template
     with pytest.raises(ConfigError, match=rf"dataset 'boolq_yaml': template.*{match}") as e:
         validate(cfg)
     assert "\n" not in str(e.value)
+
+
+def test_digit_class_words_are_matched_before_class_indices(tmp_path):
+    """With ``classes: ["1", "2"]`` a label "1" is the class word "1" (class 0), not index 1: both
+    labels keep their own class, as digits in a CSV or as numbers in a JSONL file. A digit that is not
+    a class word is still read as an index."""
+    template = {"prompt": "Q: {q} Answer:", "label": "a"}
+    rows = [{"q": "one", "a": "1"}, {"q": "two", "a": "2"}, {"q": "one", "a": 1}, {"q": "two", "a": 2}]
+    ds = _dataset(tmp_path, template, ["1", "2"], {"train": rows})
+    assert [label for _, label in load_examples(ds, "train")] == [0, 1, 0, 1]
+    ds = _dataset(tmp_path, template, ["1", "2"], {"train": rows[:2]}, fmt="csv")
+    assert [label for _, label in load_examples(ds, "train")] == [0, 1]
+    words = YamlTemplate(template, "t", ["No", "Yes"])
+    assert [words({"q": "x", "a": a})[1] for a in ("0", "1", 0, 1, "Yes")] == [0, 1, 0, 1, 1]
 
 
 def test_builtin_template_names_still_work_and_unknown_names_are_refused():

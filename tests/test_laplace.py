@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bayeslora.data import eval_batches
+from bayeslora.data.pipeline import collate
 from bayeslora.predictives.laplace import (
     Curvature,
     LaplacePredictive,
@@ -210,7 +211,7 @@ def test_rebatch_keeps_every_example_and_pads_to_each_batch_longest(trained):
         for b in batches
         for i in range(len(b["labels"]))
     )
-    out = rebatch(batches, 4, torch.Generator().manual_seed(0))
+    out = rebatch(batches, 4, ctx.pad_id, torch.Generator().manual_seed(0))
     assert [len(b["labels"]) for b in out] == [4, 2]
     after = []
     for b in out:
@@ -219,6 +220,52 @@ def test_rebatch_keeps_every_example_and_pads_to_each_batch_longest(trained):
         for i in range(len(b["labels"])):
             after.append((tuple(b["input_ids"][i][mask[i]].tolist()), int(b["labels"][i])))
     assert sorted(after) == before
+
+
+def test_rebatch_pads_with_the_tasks_pad_id_when_no_batch_had_padding(trained):
+    """Batches of one example have no pad to read the pad id off: the re-batched examples are padded
+    with the task's pad id (not token 0), so they are the batches re-batched from padded batches of
+    the same examples, and Laplace's curvature (pads enter A under ``examples``) is the same."""
+    ctx, evals = trained
+    assert ctx.pad_id != 0  # the tiny tokenizer pads with BOS, so a 0 would be a different token
+    # six examples of three lengths (the synthetic prompts have one length: drop 0, 1 or 2 tokens)
+    seqs, labels = [], []
+    for b in evals:
+        for i in range(len(b["labels"])):
+            ids = b["input_ids"][i][b["attention_mask"][i].bool()].tolist()
+            seqs.append(ids[len(seqs) % 3 :])
+            labels.append(b["labels"][i : i + 1])
+    assert len({len(x) for x in seqs}) == 3
+
+    def batch(idx):
+        return collate([seqs[i] for i in idx], ctx.pad_id, 1) | {
+            "labels": torch.cat([labels[i] for i in idx])
+        }
+
+    batches = [batch([0, 1, 2]), batch([3, 4, 5])]
+    singles = [batch([i]) for i in range(len(seqs))]
+    assert all((b["attention_mask"] == 0).any() for b in batches)
+    assert all(b["attention_mask"].all() for b in singles)
+    padded = rebatch(batches, 4, ctx.pad_id, torch.Generator().manual_seed(0))
+    unpadded = rebatch(singles, 4, ctx.pad_id, torch.Generator().manual_seed(0))
+    n_pads = 0
+    for a, b in zip(padded, unpadded, strict=True):
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+        pads = b["attention_mask"] == 0
+        assert (b["input_ids"][pads] == ctx.pad_id).all()
+        n_pads += int(pads.sum())
+    assert n_pads > 0  # the examples differ in length: the re-batched ones have pads
+
+    def kfac_input_factors(train):
+        p = LaplacePredictive("LA", "kfac", tune_prior=False)
+        p.row = "laplace_kfac"
+        p.post_fit(dataclasses.replace(ctx, shared={}), lambda: iter(train))
+        return p.posterior.curv.A
+
+    from_padded, from_singles = kfac_input_factors(batches), kfac_input_factors(singles)
+    for n, A in from_padded.items():
+        torch.testing.assert_close(from_singles[n], A, rtol=0, atol=0)
 
 
 def _toy_curvature(h, loglik, theta):
@@ -300,6 +347,7 @@ def test_predictive_samples_have_the_linearised_moments(trained, structure):
     ctx, batches = trained
     lam, S = 5.0, 40000
     pred = LaplacePredictive("LA", structure, n_samples=S, tune_prior=False, prior_precision=lam)
+    pred.row = f"laplace_{structure}"
     pred.post_fit(ctx, lambda: iter(batches))
     batch = batches[0]
     probs = pred.predict(ctx, batch).exp()  # predictives return log-probabilities
@@ -465,6 +513,7 @@ def test_both_laplace_rows_share_one_jacobian_pass_per_batch(trained, monkeypatc
     def rows(c, structures):
         preds = [LaplacePredictive(f"LA {s}", s, n_samples=500) for s in structures]
         for p in preds:
+            p.row = f"laplace_{p.structure}"
             p.post_fit(c, lambda: iter(batches))
         return preds
 
@@ -483,3 +532,37 @@ def test_both_laplace_rows_share_one_jacobian_pass_per_batch(trained, monkeypatc
             torch.testing.assert_close(x, y)
     # the two rows differ, so a mixed-up hand-over would have been visible
     assert not torch.allclose(together["kfac"][0], together["diag"][0])
+
+
+def test_laplace_rows_with_one_label_keep_their_own_covariances(compose, tiny_overrides):
+    """The shared Jacobian pass hands each Laplace row its own covariance by table row name: with
+    ``laplace_kfac`` and ``laplace_diag`` given one display label, and a third row evaluated first
+    (so it computes the pass for both), each row's probabilities are those of a run with the default
+    labels. Keyed by label, ``laplace_kfac`` would be handed ``laplace_diag``'s covariance."""
+    rows = ["predictive=[map,laplace_kfac,laplace_diag]", "predictive.laplace_kfac.n_samples=500"]
+    third = (
+        "+predictive.laplace_other={_target_:bayeslora.predictives.laplace.LaplacePredictive,"
+        "label:other,structure:diag,tune_prior:false,prior_precision:3.0,n_samples:500}"
+    )
+    one_label = compose(
+        tiny_overrides
+        + rows
+        + [
+            "exp_name=one_label",
+            "predictive.laplace_diag.label='+ LA'",
+            "predictive.laplace_kfac.label='+ LA'",
+            third,
+            "method.predictives=[laplace_other,laplace_kfac,laplace_diag]",
+        ]
+    )
+    default = compose(tiny_overrides + rows + ["exp_name=default"])
+    rec = run(one_label)
+    assert rec["labels"] == {"laplace_other": "other", "laplace_kfac": "+ LA", "laplace_diag": "+ LA"}
+    ref = run(default)
+    assert rec["config_hash"] != ref["config_hash"]  # a different row set; the labels are not hashed
+    with np.load(f"{one_label.run_dir}/preds.npz") as got, np.load(f"{default.run_dir}/preds.npz") as want:
+        for split in ("validation", "shifted"):
+            kfac, diag = got[f"{split}/laplace_kfac"], got[f"{split}/laplace_diag"]
+            np.testing.assert_allclose(kfac, want[f"{split}/laplace_kfac"], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(diag, want[f"{split}/laplace_diag"], rtol=1e-5, atol=1e-7)
+            assert np.abs(kfac - diag).max() > 1e-3  # the two rows differ: a mix-up would show

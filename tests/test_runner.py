@@ -232,6 +232,46 @@ def test_diverging_loss_stops_with_failed_record(compose, tiny_overrides):
     assert _record(cfg)["status"] == "failed"
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_probabilities_fail_the_run_naming_the_row_and_split(
+    compose, tiny_overrides, monkeypatch, bad
+):
+    """A row whose probabilities are NaN or inf (here: the MAP row's first example) fails the run
+    with one line naming the row and the split; the record says failed, with no metrics and no
+    predictions (unchecked, a NaN would have become an accuracy)."""
+    from bayeslora.errors import BayesLoraError
+    from bayeslora.predictives.map import MapPredictive
+
+    real = MapPredictive.predict
+
+    def predict(self, ctx, batch):
+        logp = real(self, ctx, batch).clone()
+        logp[0, 0, 1] = bad
+        return logp
+
+    monkeypatch.setattr(MapPredictive, "predict", predict)
+    cfg = compose(tiny_overrides + ["predictive=[map]", "trainer.eval_every=0"])
+    with pytest.raises(BayesLoraError) as e:
+        run(cfg)
+    msg = str(e.value)
+    assert msg.startswith("row 'map': NaN or inf probabilities on split 'validation' (1 of the ")
+    assert "\n" not in msg
+    rec = _record(cfg)
+    assert rec["status"] == "failed" and msg in rec["error"] and rec["metrics"] == {}
+    assert not (Path(cfg.run_dir) / "preds.npz").exists()
+
+
+def test_every_predictive_is_told_its_table_row_name(compose, tiny_overrides):
+    """``build_predictives`` sets each predictive's ``row`` to its table row name, also for the rows
+    of a grid (IVON's τ grid expands into ``ivon_tau<τ>``)."""
+    from bayeslora.runner import build_predictives
+
+    cfg = compose(tiny_overrides + ["method=ivon"])
+    rows = build_predictives(cfg, list(cfg.method.predictives))
+    assert any(name.startswith("ivon_tau") for name in rows) and len(rows) > 3
+    assert {name: p.row for name, p in rows.items()} == {name: name for name in rows}
+
+
 def test_wandb_offline_logger(compose, tiny_overrides, tmp_path):
     cfg = compose(tiny_overrides + ["logger=wandb", "logger.wandb.mode=offline"])
     rec = run(cfg)

@@ -13,13 +13,15 @@ multiple-choice or yes/no dataset needs one YAML file and no Python (:class:`Yam
       label_map: {"false": 0, "true": 1}  # optional: column value -> class index
     classes: ["False", "True"]            # the class words read at the answer position
 
-* ``prompt`` is a Python format string over the row's columns (``{question}``; a nested field as
-  ``{choices[text]}``). ``{choices}`` is the rendered choice list when ``choices`` is set (it
+* ``prompt`` is a Python format string over the row's columns (``{question}``); each field names a
+  column, without attribute or index access (``{question.title}`` would render a method of the
+  string, so it is refused). ``{choices}`` is the rendered choice list when ``choices`` is set (it
   shadows a column of that name).
 * ``label`` names the column (or a list of columns: the first one a row has, e.g. BoolQ's
   ``[label, answer]`` across its two schemas). Without ``label_map`` the value must be a class index
-  (``0 .. C-1``, an integer or its digits) or one of the class words. ``label_map`` keys are the
-  column's values as text (``"1"``, ``"A"``); booleans are ``true``/``false``.
+  (``0 .. C-1``, an integer or its digits) or one of the class words, a class word first (with
+  ``classes: ["1", "2"]``, ``"1"`` is class 0). ``label_map`` keys are the column's values as text
+  (``"1"``, ``"A"``); booleans are ``true``/``false``.
 * ``choices`` renders a column of choices for multiple-choice rows::
 
       choices:
@@ -154,6 +156,12 @@ class YamlTemplate:
             raise ConfigError(f"{where}.prompt is not a valid format string ({e})") from None
         if any(f == "" or f.isdigit() for f in fields):
             raise ConfigError(f"{where}.prompt: every {{}} must name a column, e.g. {{question}}")
+        access = next((f for f in fields if "." in f or "[" in f), None)
+        if access is not None:
+            raise ConfigError(
+                f"{where}.prompt: {{{access}}} uses attribute or index access; every {{}} must name a "
+                "column of the row, e.g. {question}"
+            )
         label = spec.get("label")
         self.label_columns = [label] if isinstance(label, str) else label
         if not (
@@ -238,12 +246,12 @@ class YamlTemplate:
                     f"(it maps {', '.join(map(repr, self.label_map))})"
                 )
             return self.label_map[key]
+        if label_key(value) in self.classes:  # a class word first: with classes ["1", "2"], "1" is 0
+            return self.classes.index(label_key(value))
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < n:
             return value
         if isinstance(value, str) and value.strip().isdigit() and 0 <= int(value) < n:
             return int(value)
-        if isinstance(value, str) and value in self.classes:
-            return self.classes.index(value)
         raise DataError(
             f"label column {column!r} has value {value!r}: neither a class index 0..{n - 1} nor one of the "
             f"classes {self.classes}; add a label_map"

@@ -36,6 +36,8 @@ class EvalContext:
     model: Any
     method: Any
     class_ids: list[int]
+    # The task's pad token id (``TaskData.pad_id``), for predictives that re-batch examples.
+    pad_id: int
     seed: int = 0
     # Optimizer steps the run takes (trainer.max_steps; 0: no training, e.g. a zero-shot run).
     total_steps: int = 0
@@ -68,6 +70,9 @@ class EvalContext:
 class Predictive:
     # False for analysis-only rows (e.g. the IVON τ grid): recorded, but not in the main table.
     in_table: bool = True
+    # The table row this predictive is (``laplace_kfac``, ``ivon_tau0.5``): the record's key for its
+    # metrics, and so what keys its state in ``EvalContext.shared``; set by ``runner.build_predictives``.
+    row: str | None = None
     # Row order in tables and figures (``table_rank`` of conf/predictive/<name>.yaml; set when built).
     table_rank: int | None = None
     # What the predictive needs beyond a trained adapter, checked before anything loads (by the

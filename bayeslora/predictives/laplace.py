@@ -184,15 +184,14 @@ def fit_curvature(ctx: EvalContext, batches: Iterable[dict], mask_pads: bool = F
 
 
 def rebatch(
-    batches: Iterable[dict], batch_size: int, generator: torch.Generator | None = None
+    batches: Iterable[dict], batch_size: int, pad_id: int, generator: torch.Generator | None = None
 ) -> list[dict[str, torch.Tensor]]:
-    """The examples of ``batches`` in a shuffled order, in batches of ``batch_size`` left-padded to
-    their longest (the reference's DataLoader(shuffle=True) + DataCollatorWithPadding)."""
-    seqs, labels, pad_id = [], [], None
+    """The examples of ``batches`` in a shuffled order, in batches of ``batch_size`` left-padded
+    with ``pad_id`` (the task's) to their longest (the reference's DataLoader(shuffle=True) +
+    DataCollatorWithPadding)."""
+    seqs, labels = [], []
     for batch in batches:
         ids, mask = batch["input_ids"].cpu(), batch["attention_mask"].cpu().bool()
-        if pad_id is None and (~mask).any():
-            pad_id = int(ids[~mask][0])
         for i in range(len(ids)):
             seqs.append(ids[i][mask[i]])
             labels.append(int(batch["labels"][i]))
@@ -203,7 +202,7 @@ def rebatch(
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         length = max(len(seqs[i]) for i in idx)
-        ids = torch.full((len(idx), length), 0 if pad_id is None else pad_id, dtype=torch.long)
+        ids = torch.full((len(idx), length), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), length), dtype=torch.long)
         for row, i in enumerate(idx):
             ids[row, length - len(seqs[i]) :] = seqs[i]
@@ -306,23 +305,24 @@ def batch_key(batch: dict[str, torch.Tensor]) -> tuple:
 
 
 def shared_logit_covariances(
-    ctx: EvalContext, batch: dict[str, torch.Tensor], label: str, posterior: Posterior
+    ctx: EvalContext, batch: dict[str, torch.Tensor], row: str, posterior: Posterior
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(f(x; θ*) [B, C], J Σ Jᵀ [B, C, C])`` of ``label``'s posterior on ``batch``.
+    """``(f(x; θ*) [B, C], J Σ Jᵀ [B, C, C])`` of table row ``row``'s posterior on ``batch``.
 
     The Jacobians (one backward pass per class) are the cost of a Laplace row's evaluation; the
     first Laplace row to see a batch computes them once and the covariances of every other Laplace
     row of the run with them, which those rows then take from ``ctx.shared`` instead of recomputing.
+    Rows are told apart by their table row name (unique in a run), not by their display label.
     """
     key = batch_key(batch)
     pending = ctx.shared.setdefault(PENDING_KEY, {})
-    if (label, key) in pending:
-        return pending.pop((label, key))
+    if (row, key) in pending:
+        return pending.pop((row, key))
     ctx.model.eval()
     cap = capture(ctx, lora_modules(ctx.model), batch)
     logits = cap.logits.detach()
     for other, post in ctx.shared.get(ROWS_KEY, {}).items():
-        if other != label:
+        if other != row:
             pending[(other, key)] = (logits, post.logit_covariance(cap))
     return logits, posterior.logit_covariance(cap)
 
@@ -381,18 +381,20 @@ class LaplacePredictive(Predictive):
         lora_modules(ctx.model)
 
     def post_fit(self, ctx: EvalContext, train_batches: Callable[[], Iterable[dict]]) -> None:
+        if self.row is None:
+            raise RuntimeError(f"{self.label}: no table row name (build it with runner.build_predictives)")
         mask_pads = self.kfac_normalisation == "tokens"
         key = ("laplace:curvature", mask_pads, self.fit_batch_size)
         curv = ctx.shared.get(key)
         if curv is None:  # one pass serves both structures when their fit settings agree
             batches = train_batches()
             if self.fit_batch_size is not None:
-                batches = rebatch(batches, self.fit_batch_size, ctx.generator("laplace", "fit"))
+                batches = rebatch(batches, self.fit_batch_size, ctx.pad_id, ctx.generator("laplace", "fit"))
             curv = ctx.shared[key] = fit_curvature(ctx, batches, mask_pads)
         t0 = time.perf_counter()
         self.posterior = Posterior(curv, self.structure, self.diag_form)
         # every Laplace row of the run, so one Jacobian pass per evaluation batch serves them all
-        ctx.shared.setdefault(ROWS_KEY, {})[self.label] = self.posterior
+        ctx.shared.setdefault(ROWS_KEY, {})[self.row] = self.posterior
         self.posterior.prior_precision = self.prior_init
         if self.tune:
             self.posterior.tune_prior(self.prior_init, self.tune_lr, self.tune_steps)
@@ -423,7 +425,7 @@ class LaplacePredictive(Predictive):
     def predict(self, ctx: EvalContext, batch) -> torch.Tensor:
         if self.posterior is None:
             raise RuntimeError(f"{self.label}: post_fit has not run")
-        logits, cov = shared_logit_covariances(ctx, batch, self.label, self.posterior)
+        logits, cov = shared_logit_covariances(ctx, batch, self.row, self.posterior)
         eye = torch.eye(cov.shape[-1], device=cov.device)
         chol = torch.linalg.cholesky(cov + self.jitter * eye)
         z = self.draws(ctx.generator("laplace", self.structure), (self.n_samples, *logits.shape))
