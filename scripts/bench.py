@@ -375,7 +375,7 @@ def main() -> None:
         sys.exit(f"bench: error: --data-dir {args.data_dir} is not a folder")
     if args.tokenizer and not Path(args.tokenizer).is_dir():
         sys.exit(f"bench: error: --tokenizer {args.tokenizer} is not a folder")
-    data_dir = args.data_dir
+    data_dir = args.data_dir or None  # "" = none (device_check.sh --dry)
     if args.models is None:
         args.models = "tiny,smollm2_135m" + (",llama2_7b_random" if device.type == "cuda" else "")
     if data_dir is not None:

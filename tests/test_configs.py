@@ -72,7 +72,8 @@ def test_every_predictive_builds_with_a_label_and_a_distinct_table_rank(compose)
 
 
 def test_every_predictive_is_a_row_of_some_method(compose):
-    used = {"zero_shot"}  # the row of a trainer.max_steps=0 run (any method; `make mini`)
+    # the rows of a trainer.max_steps=0 run (any method; `make mini`): the untrained model, the class prior
+    used = {"zero_shot", "prior"}
     for method in _options("method"):
         used |= set(compose([f"method={method}"]).method.predictives)
     assert used == set(_options("predictive"))
