@@ -42,28 +42,17 @@ sys.path.insert(0, str(ROOT))
 from bayeslora.config import compose_config  # noqa: E402
 from bayeslora.runner import run  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from overfit_probe import common_overrides  # noqa: E402
+
 OUT = ROOT / "results" / "probes"
 STEM = "learnability"
 
 
 def overrides(a, model: str, dataset: str, steps: int, results_dir: str) -> list[str]:
     out = [
-        f"model={model}",
-        f"dataset={dataset}",
-        "method=adamw",
-        "exp_name=probe",
-        f"paths.results_dir={results_dir}",
-        f"trainer.max_steps={steps}",
+        *common_overrides(a, model, dataset, steps, results_dir),
         f"trainer.max_train_examples={a.n_train}",
-        f"trainer.eval_every={a.eval_every if steps else 0}",
-        f"trainer.eval_max_examples={a.eval_n}",
-        f"eval.max_examples={a.eval_n}",
-        "trainer.log_every=10",
-        "trainer.checkpoint_every=0",
-        "trainer.progress_bar=false",
-        f"trainer.num_threads={a.threads}",
-        f"seed={a.seed}",
-        "overwrite=true",
     ]
     if steps:
         out += ["method.predictives=[map]", f"method.lr={a.lr}"]

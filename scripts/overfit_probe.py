@@ -36,10 +36,12 @@ from bayeslora.config import compose_config  # noqa: E402
 from bayeslora.runner import run  # noqa: E402
 
 
-def probe_overrides(a, n_train: int | None, lr: float | None, steps: int, results_dir: str) -> list[str]:
-    out = [
-        f"model={a.model}",
-        f"dataset={a.dataset}",
+def common_overrides(a, model: str, dataset: str, steps: int, results_dir: str) -> list[str]:
+    """The settings every probe run shares (AdamW, no checkpoints, quiet, validation on the first
+    ``a.eval_n`` rows); ``scripts/learnability_probe.py`` builds on them too."""
+    return [
+        f"model={model}",
+        f"dataset={dataset}",
         "method=adamw",
         "exp_name=probe",
         f"paths.results_dir={results_dir}",
@@ -51,10 +53,13 @@ def probe_overrides(a, n_train: int | None, lr: float | None, steps: int, result
         "trainer.checkpoint_every=0",
         "trainer.progress_bar=false",
         f"trainer.num_threads={a.threads}",
-        "method.predictives=[map]",
         f"seed={a.seed}",
         "overwrite=true",
     ]
+
+
+def probe_overrides(a, n_train: int | None, lr: float | None, steps: int, results_dir: str) -> list[str]:
+    out = [*common_overrides(a, a.model, a.dataset, steps, results_dir), "method.predictives=[map]"]
     if n_train is not None:
         out.append(f"trainer.max_train_examples={n_train}")
     if lr is not None:
