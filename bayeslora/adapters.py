@@ -322,11 +322,18 @@ class FixedAdapterPosterior(FixedAdapter):
         return self._variance
 
 
+def adapter_method_class(posterior: str | None) -> type[FixedAdapter]:
+    """The class :func:`adapter_method` builds for ``posterior`` (what the evaluation's contracts
+    are checked against before the model loads)."""
+    return FixedAdapter if posterior is None else FixedAdapterPosterior
+
+
 def adapter_method(
     name: str, predictives: list[str], val_predictive: str = "map", posterior: str | None = None
 ) -> FixedAdapter:
     """The method of an evaluation: :class:`FixedAdapter`, or with ``posterior`` (an IVON run's
     ``ivon_posterior.pt``) :class:`FixedAdapterPosterior`."""
+    cls = adapter_method_class(posterior)
     if posterior is None:
-        return FixedAdapter(name, predictives, val_predictive)
-    return FixedAdapterPosterior(name, predictives, posterior, val_predictive)
+        return cls(name, predictives, val_predictive)
+    return cls(name, predictives, posterior, val_predictive)

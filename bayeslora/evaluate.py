@@ -43,6 +43,7 @@ from bayeslora.errors import BayesLoraError, ConfigError
 
 log = logging.getLogger("bayeslora")
 PROG = "bayeslora-evaluate"
+CFG_KINDS = ("job", "hydra", "all")
 
 
 class CheckError(ConfigError):
@@ -51,8 +52,8 @@ class CheckError(ConfigError):
 
 def check(cfg: DictConfig):
     """Everything that can be checked before the model loads; returns the adapter (or None)."""
-    from bayeslora.adapters import read_adapter
-    from bayeslora.contracts import GaussianPosterior
+    from bayeslora.adapters import adapter_method_class, read_adapter
+    from bayeslora.contracts import DESCRIPTIONS, GaussianPosterior, missing
     from bayeslora.predictives import build_predictive
     from bayeslora.schema import validate
 
@@ -68,6 +69,7 @@ def check(cfg: DictConfig):
     if not names:
         raise ConfigError("no predictive to evaluate: name the rows with predictive=[map,...]")
     spec = None if cfg.adapter is None else read_adapter(cfg.adapter)
+    method_class = adapter_method_class(cfg.ivon_posterior)
     dropout = float(cfg.model.lora.dropout) if spec is None else spec.dropout
     dropout_from = (
         "model.lora.dropout" if spec is None else f"lora_dropout in {spec.folder}/adapter_config.json"
@@ -89,20 +91,33 @@ def check(cfg: DictConfig):
                 f"predictive {name!r} ({p.label}) needs an IVON posterior over the adapter's weights: pass "
                 f"ivon_posterior=<IVON run folder>/ivon_posterior.pt"
             )
+        lacking = [] if p.requires is None else missing(method_class, p.requires)
+        if lacking:  # the contract, checked on the evaluation's method class before anything loads
+            what, example = DESCRIPTIONS.get(p.requires, (p.requires.__name__, "a method that has it"))
+            raise ConfigError(
+                f"predictive {name!r} ({p.label}) needs {what} ({example}), which an adapter evaluation "
+                f"does not have; its rows come from a training run (bayeslora.train {example})"
+            )
     validate(cfg)
     return spec
 
 
 def evaluation_hash(cfg: DictConfig, spec) -> str:
     """The config hash of an evaluation: the resolved config (as for a run, without the adapter's
-    and the posterior's paths) plus the sha256 of the adapter's weights and of the posterior."""
+    and the posterior's paths, wherever they appear) plus what the files hold: the sha256 of the
+    adapter's weights, the LoRA settings of its adapter_config.json (rank, alpha, dropout, target
+    modules: alpha sets the scaling of the weights' product, so the same weights under another
+    alpha are another model) and the sha256 of the posterior."""
     from bayeslora.adapters import file_sha256
     from bayeslora.records import hashed_config
 
     config = hashed_config(cfg)
     config.pop("adapter", None)
     config.pop("ivon_posterior", None)
+    if isinstance(config.get("method"), dict):
+        config["method"].pop("posterior", None)  # ${ivon_posterior}: the path again
     config["adapter_sha256"] = None if spec is None else spec.sha256
+    config["adapter_lora"] = None if spec is None else spec.lora_config()
     config["ivon_posterior_sha256"] = (
         None if cfg.ivon_posterior is None else file_sha256(Path(cfg.ivon_posterior))
     )
@@ -195,8 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     show = None
     if "--cfg" in args or "-c" in args:
         i = args.index("--cfg") if "--cfg" in args else args.index("-c")
-        show = args[i + 1] if i + 1 < len(args) else "job"
-        del args[i : i + 2]
+        # Hydra's --cfg takes job|hydra|all; anything else after it is an override, not swallowed
+        given = i + 1 < len(args) and args[i + 1] in CFG_KINDS
+        show = args[i + 1] if given else "job"
+        if show != "job":
+            return fail(f"--cfg {show}: an evaluation composes no Hydra runtime config; use --cfg job", 2)
+        del args[i : i + 1 + given]
     resolve = "--resolve" in args
     args = [a for a in args if a != "--resolve"]
     flags = [a for a in args if a.startswith("-")]

@@ -9,6 +9,7 @@ exits with status 2 in a few seconds, before any model loads; errors during the 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import hydra
@@ -175,9 +176,19 @@ def precheck(overrides: list[str], multirun: bool) -> None:
         validate(cfg)  # also refuses secret-looking keys, e.g. from conf/local/
 
 
+# keys users reach for that are not in the config, and what to write instead (Hydra's own advice,
+# "+key=...", would add a key that nothing reads)
+NOT_A_KEY = {
+    "predictives": "choose rows with predictive=[...] (each a conf/predictive/<name>.yaml)",
+}
+
+
 def one_line(e: Exception) -> str:
     """Hydra's multi-line message on one line, without its search path and node details."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    wrong = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
+    if wrong and wrong.group(1) in NOT_A_KEY:
+        return f"there is no key {wrong.group(1)!r} to override: {NOT_A_KEY[wrong.group(1)]}"
     if "Config search path:" in lines:  # after an unknown option: the search path is noise
         lines = lines[: lines.index("Config search path:")]
     lines = [ln for ln in lines if not ln.startswith(("full_key:", "object_type=", "reference_type="))]

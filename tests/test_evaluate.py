@@ -373,3 +373,99 @@ def test_plain_peft_adapter_on_smollm2_real_rows(compose, tmp_path, monkeypatch)
     tables = aggregate("evaluate", Path(ecfg.paths.results_dir), expected_seeds=[21], write=False)
     for label in ("MAP", "+ MC Drop", "+ LA (KFAC)", "+ LA (diag)"):
         assert f"| {label} |" in tables.md, label
+
+
+# ---------------------------------------------------------------------------------------------
+# the hash: what the adapter's and the posterior's files hold, never where they lie
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_hash_covers_the_adapters_lora_settings_and_no_path(compose, tiny, tiny_model, tmp_path):
+    import shutil
+
+    from bayeslora.adapters import read_adapter
+    from bayeslora.evaluate import evaluation_hash
+
+    def hashed(folder, posterior=None):
+        over = [*tiny, f"adapter={folder}"]
+        if posterior is not None:
+            over.append(f"ivon_posterior={posterior}")
+        return evaluation_hash(evaluation(compose, over), read_adapter(str(folder)))
+
+    first = make_adapter(tiny_model, tmp_path / "a" / "lora")
+    base = hashed(first)
+    moved = tmp_path / "elsewhere" / "lora"  # the same files (and folder name) in another place
+    shutil.copytree(first, moved)
+    assert hashed(moved) == base
+    edit_config(moved, lora_alpha=16)  # twice the scaling of the same weights: another model
+    assert hashed(moved) != base
+    edit_config(moved, lora_alpha=8, lora_dropout=0.3)
+    assert hashed(moved) != base
+    edit_config(moved, lora_dropout=0.1)
+    assert hashed(moved) == base
+    # the posterior: its content, not its path
+    one, two, other = tmp_path / "p1.pt", tmp_path / "sub" / "p2.pt", tmp_path / "p3.pt"
+    two.parent.mkdir()
+    one.write_bytes(b"posterior")
+    two.write_bytes(b"posterior")
+    other.write_bytes(b"another posterior")
+    with_one = hashed(first, one)
+    assert with_one != base and hashed(first, two) == with_one and hashed(first, other) != with_one
+
+
+def test_a_changed_lora_alpha_is_not_skipped_as_finished(compose, tiny, tiny_model, tmp_path):
+    adapter = make_adapter(tiny_model, tmp_path / "alpha")
+    over = [*tiny, *TINY_DATA, f"adapter={adapter}", "predictive=[map]"]
+    rec = evaluate_adapter(evaluation(compose, over))
+    assert evaluate_adapter(evaluation(compose, over))["provenance"] == rec["provenance"]  # skipped
+    edit_config(adapter, lora_alpha=16)
+    with pytest.raises(BayesLoraError, match="overwrite=true"):  # not the stale record's numbers
+        evaluate_adapter(evaluation(compose, over))
+    again = evaluate_adapter(evaluation(compose, [*over, "overwrite=true"]))
+    assert again["adapter"]["lora_alpha"] == 16
+    assert again["metrics"]["map"]["nll"] != rec["metrics"]["map"]["nll"]
+
+
+# ---------------------------------------------------------------------------------------------
+# every row's contract before anything loads; the command line
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "row, needs",
+    [("blob", r"needs variational LoRA weights \(method=blob\)"), ("ensemble", r"needs ensemble members")],
+)
+def test_every_rows_contract_is_checked_before_the_model_loads(
+    compose, tiny, tiny_model, tmp_path, monkeypatch, row, needs
+):
+    import bayeslora.runner
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the contract was checked")
+
+    monkeypatch.setattr(bayeslora.runner, "setup", no_load)
+    adapter = make_adapter(tiny_model, tmp_path / "ok")
+    msg = _refused(
+        compose, [*tiny, *TINY_DATA, f"adapter={adapter}", f"predictive=[map,{row}]"], needs, CheckError
+    )
+    assert "training run" in msg
+
+
+def test_cli_cfg_keeps_the_overrides_after_it(tmp_path, capsys):
+    from bayeslora.evaluate import main
+
+    assert main(["--cfg", "model=tiny", "adapter=null", f"paths.root={tmp_path}"]) == 0
+    shown = capsys.readouterr().out
+    assert "\nmodel:\n  name: tiny\n" in shown
+    assert main(["--cfg", "job", "model=tiny", "adapter=null", f"paths.root={tmp_path}"]) == 0
+    assert "\nmodel:\n  name: tiny\n" in capsys.readouterr().out
+    assert not (tmp_path / "results").exists()
+
+
+def test_overriding_predictives_says_to_choose_rows_with_predictive(tmp_path, capsys):
+    from bayeslora.evaluate import main
+
+    assert main(["model=tiny", "adapter=null", "predictives=[map]", f"paths.root={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("bayeslora-evaluate: error:")
+    assert "choose rows with predictive=[...]" in err and "+predictives" not in err
