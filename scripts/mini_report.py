@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from run_summary import summary_markdown  # noqa: E402
 
 from bayeslora.results.history import history_path, history_table  # noqa: E402
-from bayeslora.results.layout import fmt  # noqa: E402
+from bayeslora.results.layout import AVERAGE, DATASET_LABELS, dataset_rank, fmt, metric_info  # noqa: E402
 from bayeslora.results.paper import ABSOLUTE_HEADING, PATTERN_HEADING  # noqa: E402
 from bayeslora.results.paper_table import is_paper_model  # noqa: E402
-from bayeslora.results.runs import load_records, run_dir_of  # noqa: E402
+from bayeslora.results.runs import dataset_label, load_records, run_dir_of  # noqa: E402
 
 
 def section(path: Path, heading: str) -> str:
@@ -47,7 +47,12 @@ def fit_rows(records: list[dict]) -> list[str]:
         "| run | steps | epochs | last-tenth training loss | ≤ 0.25 ln C | val acc % | val NLL | val ECE ×100 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(records, key=lambda r: (r["method"], str(r["seed"]))):
+    multi = len({r["model"] for r in records}) > 1
+    records = sorted(
+        records, key=lambda r: (r["model"], dataset_rank(r["dataset"]), r["method"], str(r["seed"]))
+    )
+    where = lambda r: f"{r['model']} " * multi + f"{dataset_label(r)}"  # noqa: E731
+    for r in records:
         if not r.get("steps") or not history_path(r).is_file():
             continue  # zero-shot rows below; a post-hoc ensemble has no training of its own
         row = r["table_rows"][0]
@@ -60,7 +65,7 @@ def fit_rows(records: list[dict]) -> list[str]:
         m = r["metrics"][row]
         epochs = r["steps"] * 4 / r["n_train"]
         out.append(
-            f"| {r['method']} seed {r['seed']} ({r['labels'][row]}) | {r['steps']} | {epochs:.1f} | {last:.3f} | "
+            f"| {where(r)} {r['method']} seed {r['seed']} ({r['labels'][row]}) | {r['steps']} | {epochs:.1f} | {last:.3f} | "
             f"{'yes' if last <= threshold else '**no**'} ({threshold:.3f}) | {100 * m['acc']:.1f} | "
             f"{m['nll']:.3f} | {100 * m['ece']:.1f} |"
         )
@@ -69,7 +74,7 @@ def fit_rows(records: list[dict]) -> list[str]:
             row = r["table_rows"][0]
             m = r["metrics"][row]
             out.append(
-                f"| {r['method']} ({r['labels'][row]}, untrained) | 0 | 0 | – | – | {100 * m['acc']:.1f} | "
+                f"| {where(r)} {r['method']} ({r['labels'][row]}, untrained) | 0 | 0 | – | – | {100 * m['acc']:.1f} | "
                 f"{m['nll']:.3f} | {100 * m['ece']:.1f} |"
             )
     return out
@@ -80,23 +85,76 @@ COLUMNS = (("acc", "ACC % ↑"), ("ece", "ECE ×100 ↓"), ("nll", "NLL ↓"), (
 
 
 def compact_table(table_csv: Path) -> str:
-    """One line per row, the four metrics as columns (mean ± SEM, n), from ``results/tables/<exp>.csv``."""
+    """Per model and column, one line per row, the four metrics as columns (mean ± SEM, n), from
+    ``results/tables/<exp>.csv``."""
     import pandas as pd
 
     df = pd.read_csv(table_csv)
-    df = df[df.split == df.split.iloc[0]]
-    lines = [
-        "| row | n | " + " | ".join(h for _, h in COLUMNS) + " |",
-        "|---" * (2 + len(COLUMNS)) + "|",
+    df = df[(df.split == df.split.iloc[0]) & (df.dataset != AVERAGE)]
+    multi = df.model.nunique() > 1
+    blocks = []
+    order = sorted({(m, d) for m, d in zip(df.model, df.dataset)}, key=lambda k: (k[0], dataset_rank(k[1])))
+    for model, dataset in order:
+        lines = [
+            f"**{model + ' · ' if multi else ''}{DATASET_LABELS.get(dataset, dataset)}**",
+            "",
+            "| row | n | " + " | ".join(h for _, h in COLUMNS) + " |",
+            "|---" * (2 + len(COLUMNS)) + "|",
+        ]
+        part = df[(df.model == model) & (df.dataset == dataset)]
+        for label, g in part.groupby("label", sort=False):
+            if g["mean"].isna().all():  # a row of another column's runs
+                continue
+            cells = []
+            for metric, _ in COLUMNS:
+                r = g[g.metric == metric].iloc[0]
+                sem = "" if pd.isna(r["sem"]) else f" ± {fmt(r['sem'], metric)}"
+                cells.append(f"{fmt(r['mean'], metric)}{sem}")
+            lines.append(f"| {label} | {int(g['n'].iloc[0])} | " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def floor_table(records: list[dict]) -> list[str]:
+    """Which rows beat the Prior row on NLL and Brier (:func:`bayeslora.results.claims.against_floor`)."""
+    from bayeslora.results.claims import BEATS, FLOOR_METRICS, FLOOR_VERDICTS, against_floor
+
+    frame = against_floor(records)
+    if frame.empty:
+        return ["No column has a Prior row (run the zero-shot line of `make mini`)."]
+    multi = frame.model.nunique() > 1
+    out = [
+        "| column | row | seeds | "
+        + " | ".join(f"{metric_info(m)[0]}: row − Prior [95 %] | verdict" for m in FLOOR_METRICS)
+        + " |",
+        "|---|---|---|" + "---|---|" * len(FLOOR_METRICS),
     ]
-    for label, g in df.groupby("label", sort=False):
+    by_nll: dict[str, list[str]] = {}
+    for (model, dataset, _, _), g in frame.groupby(["model", "dataset", "method", "predictive"], sort=False):
+        g = g.set_index("metric")
+        col = f"{model + ' · ' if multi else ''}{DATASET_LABELS.get(dataset, dataset)}"
         cells = []
-        for metric, _ in COLUMNS:
-            r = g[g.metric == metric].iloc[0]
-            sem = "" if pd.isna(r["sem"]) else f" ± {fmt(r['sem'], metric)}"
-            cells.append(f"{fmt(r['mean'], metric)}{sem}")
-        lines.append(f"| {label} | {int(g['n'].iloc[0])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        for m in FLOOR_METRICS:
+            r = g.loc[m]
+            diff = fmt(r["diff"], m, 1, sign=True, scaled=True)
+            lo, hi = (fmt(x, m, 1, sign=True, scaled=True) for x in (r.lo, r.hi))
+            iv = "" if math.isnan(r.lo) else f" [{lo}, {hi}]"
+            verdict = r.verdict if r.verdict != BEATS else f"**{r.verdict}**"
+            cells.append(f"{diff}{iv} | {verdict}")
+        out.append(f"| {col} | {g.label.iloc[0]} | {int(g.n_seeds.iloc[0])} | " + " | ".join(cells) + " |")
+        by_nll.setdefault(g.loc["nll", "verdict"], []).append(f"{g.label.iloc[0]} ({col})")
+    out += [
+        "",
+        "On NLL: "
+        + "; ".join(
+            f"{verdict}: {', '.join(by_nll[verdict])}"
+            for verdict in FLOOR_VERDICTS.values()
+            if verdict in by_nll
+        )
+        + "."
+        + (" No row beats the Prior on NLL beyond noise." if BEATS not in by_nll else ""),
+    ]
+    return out
 
 
 def build(exp: str, results: Path) -> str:
@@ -107,9 +165,9 @@ def build(exp: str, results: Path) -> str:
     datasets = sorted({r.get("dataset_label") or r["dataset"] for r in records})
     n_eval = sorted({n for r in records for n in r["n_eval"].values()})
     n_train = sorted({r["n_train"] for r in records})
-    seeds = {}
-    for r in records:
-        seeds.setdefault(r["method"], []).append(r["seed"])
+    seeds: dict[tuple, dict[str, list]] = {}
+    for r in sorted(records, key=lambda r: (r["model"], dataset_rank(r["dataset"]))):
+        seeds.setdefault((r["model"], dataset_label(r)), {}).setdefault(r["method"], []).append(r["seed"])
     tables = results / "tables" / f"{exp}.md"
     vs_paper = results / "reports" / f"{exp}_vs_paper.md"
     notes = results / "reports" / f"{exp}_notes.md"
@@ -120,7 +178,12 @@ def build(exp: str, results: Path) -> str:
         "Generated by `make mini-tables` (`scripts/mini_report.py`) from the run records under "
         f"`results/runs/{exp}/`; the reading of the results at the end is `results/reports/{exp}_notes.md`.",
         "",
-        f"- Runs: {'; '.join(f'{m} seeds {sorted(s)}' for m, s in sorted(seeds.items()))}.",
+        *[
+            f"- Runs, {model} on {label}: "
+            + "; ".join(f"{m} seeds {' '.join(map(str, sorted(map(str, s))))}" for m, s in sorted(by.items()))
+            + "."
+            for (model, label), by in seeds.items()
+        ],
         f"- Training rows: {', '.join(map(str, n_train))} (a fixed subset: the first rows of the training split); "
         f"evaluation rows: {', '.join(map(str, n_eval))} (the whole validation split).",
         f"- Config: `conf/experiment/{exp}.yaml`; probes behind its settings: `results/probes/`.",
@@ -154,6 +217,16 @@ def build(exp: str, results: Path) -> str:
         "",
         f"Per metric in the paper's layout: [`results/tables/{exp}.md`](../tables/{exp}.md) "
         f"(also `.csv`, `.tex`).",
+        "",
+        "## Which rows beat the Prior?",
+        "",
+        "The Prior row gives every example the class frequencies of the run's training rows (plus one "
+        "per class): the floor any useful row must beat on NLL and Brier. Each row's difference from it "
+        "with the 95 % interval of the claims below (paired bootstrap over the validation examples plus "
+        "the between-seed spread; an untrained row on the bootstrap alone; a trained row with one seed "
+        "cannot be checked).",
+        "",
+        *floor_table(records),
         "",
         "## Beside the paper",
         "",

@@ -340,3 +340,61 @@ def test_the_average_combines_the_columns(tmp_path):
     # narrower than either column's interval (two independent columns)
     width = cols.hi - cols.lo
     assert width["Average"] < min(width["ARC-E"], width["OBQA"])
+
+
+# ---------------------------------------------------------------- the floor: which rows beat the prior
+
+
+def write_floor_runs(res, n=400, seeds=SEEDS):
+    """A zero-shot record (untrained, one seed) with the zero-shot and prior rows, and a trained
+    method whose "sharp" row puts 0.7 on a class right 70 % of the time (beats the prior's 0.25 on
+    NLL and Brier), whose "over" row puts 0.99 on a class right 30 % of the time (worse), and whose
+    "same" row is the prior plus 1e-4 noise (within noise)."""
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 4, n)
+    prior = np.full((n, 4), 0.25)
+
+    def peaked(acc, conf):
+        correct = rng.random(n) < acc
+        top = np.where(correct, y, (y + rng.integers(1, 4, n)) % 4)
+        p = np.full((n, 4), (1 - conf) / 3)
+        p[np.arange(n), top] = conf
+        return p
+
+    def save(path, arrays):
+        rows = {f"validation/{k}": v for k, v in arrays.items()}
+        np.savez_compressed(path.parent / "preds.npz", **{"validation/labels": y, **rows})
+
+    zs = {"zero_shot": peaked(0.3, 0.5), "prior": prior}
+    metrics = {k: M.classification_metrics(v, y) for k, v in zs.items()}
+    save(write_record(res, "arc_e", "zero_shot", 21, metrics, model="smollm", steps=0), zs)
+    for seed in seeds:
+        same = prior + rng.normal(0, 1e-4, (n, 4))
+        same /= same.sum(axis=1, keepdims=True)
+        rows = {"sharp": peaked(0.7, 0.7), "over": peaked(0.3, 0.99), "same": same}
+        metrics = {k: M.classification_metrics(v, y) for k, v in rows.items()}
+        save(write_record(res, "arc_e", "adamw", seed, metrics, model="smollm", table_rows=list(rows)), rows)
+
+
+def test_rows_against_the_prior(tmp_path):
+    res = tmp_path / "results"
+    write_floor_runs(res)
+    frame = C.against_floor(load_records(res / "runs" / "t1"), n_boot=B)
+    assert list(frame.columns) == C.FLOOR_COLUMNS
+    got = frame.set_index(["predictive", "metric"])
+    for m in C.FLOOR_METRICS:
+        assert got.loc[("sharp", m)].verdict == C.BEATS and got.loc[("sharp", m)].hi < 0
+        assert got.loc[("over", m)].verdict == C.WORSE and got.loc[("over", m)].lo > 0
+        assert got.loc[("same", m)].verdict == C.WITHIN
+        assert got.loc[("zero_shot", m)].n_seeds == 1 and "untrained" in got.loc[("zero_shot", m)].basis
+    assert "prior" not in set(frame.predictive)
+    # the floor's value is the prior's NLL (ln 4) and the difference is ours − floor
+    row = got.loc[("sharp", "nll")]
+    assert row.floor == pytest.approx(math.log(4)) and row["diff"] == pytest.approx(row.ours - row.floor)
+    # seeded: identical on a rerun; a trained row with one seed cannot be checked
+    assert C.against_floor(load_records(res / "runs" / "t1"), n_boot=B).equals(frame)
+    one = tmp_path / "one"
+    write_floor_runs(one, seeds=[21])
+    single = C.against_floor(load_records(one / "runs" / "t1"), n_boot=B).set_index(["predictive", "metric"])
+    assert single.loc[("sharp", "nll")].verdict == C.UNCHECKED
+    assert single.loc[("zero_shot", "nll")].verdict != C.UNCHECKED

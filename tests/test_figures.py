@@ -223,7 +223,8 @@ def test_mini_report_from_real_tiny_runs(compose, tiny_overrides):
         tail = [v["train/loss"] for s, v in hist.items() if "train/loss" in v and s > 0.9 * rec["steps"]]
         row = rec["table_rows"][0]
         m = rec["metrics"][row]
-        expected = f"| {method} seed {rec['seed']} ({rec['labels'][row]}) | {rec['steps']} | "
+        label = rec.get("dataset_label") or rec["dataset"]
+        expected = f"| {label} {method} seed {rec['seed']} ({rec['labels'][row]}) | {rec['steps']} | "
         line = next(x for x in text.splitlines() if x.startswith(expected))
         cells = [c.strip() for c in line.split("|")[1:-1]]
         assert float(cells[3]) == pytest.approx(np.mean(tail), abs=5e-4)
@@ -234,3 +235,5 @@ def test_mini_report_from_real_tiny_runs(compose, tiny_overrides):
         "## The paper's claims" not in text
         and "| claim | column | verdict | 95 % interval | evidence |" in text
     )
+    # no zero-shot run with the Prior row: the floor section says so instead of judging against nothing
+    assert "## Which rows beat the Prior?" in text and "No column has a Prior row" in text
