@@ -64,6 +64,7 @@ mini: ## Real-LLM miniature of Table 1 (SmolLM2-135M bf16 on ARC-E and WG-S, Ada
 mini-tables: ## Rebuild the miniature's table, figures, paper report and results/reports/mini.md from its committed records
 	$(PYTHON) -m bayeslora.results.aggregate mini --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper --extra-digits 1
 	$(PYTHON) scripts/mini_report.py --exp mini --results-dir $(RESULTS)
+	$(if $(filter results,$(RESULTS)),$(PYTHON) scripts/update_readme_table.py --exp mini,@echo "README.md left alone (RESULTS=$(RESULTS))")
 
 reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|submitit_local|basic)
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=$(or $(LAUNCHER),slurm)

@@ -9,7 +9,7 @@
 #      validation every 1,000 steps: does the full protocol make a small model learn?
 #
 #   scripts/device_check.sh            on the GPU machine (writes $OUT, default results/device/)
-#   scripts/device_check.sh --dry      on a CPU: every stage's real command at a tiny size (CI runs it)
+#   scripts/device_check.sh --dry      on a CPU: every stage's real command at a tiny size (make device-check-dry)
 #
 # Needs BAYESLORA_DATA_DIR (the benchmark copies) and the package installed (make install). Each stage
 # has its own time limit and log; a failed stage is reported and the next one still runs; the exit
