@@ -18,7 +18,12 @@ ROWS = ["trainer.max_steps=0", "trainer.checkpoint_every=0", "predictive=[zero_s
 
 @pytest.mark.parametrize("n_train", [24, 64])
 def test_prior_row_is_the_training_class_frequencies(tiny_base, n_train):
-    overrides = [*tiny_base, *ROWS, f"trainer.max_train_examples={n_train}", "method.val_predictive=zero_shot"]
+    overrides = [
+        *tiny_base,
+        *ROWS,
+        f"trainer.max_train_examples={n_train}",
+        "method.val_predictive=zero_shot",
+    ]
     cfg = compose_config(overrides)
     train_labels = setup(cfg).task.train.labels  # what the run trains on (the first n_train rows)
     assert len(train_labels) == n_train
