@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from bayeslora.results.history import median_step_seconds, train_seconds
-from bayeslora.results.runs import load_records
+from bayeslora.results.runs import load_records, run_dir_of
 
 
 def summary_markdown(exp_dir: Path) -> str:
@@ -24,7 +24,8 @@ def summary_markdown(exp_dir: Path) -> str:
     print("|---|---|---|---|---|---|")
     spectra = []
     for rec in records:
-        run = f"{rec['dataset']} {rec['method']} seed {rec['seed']}"
+        seeds = run_dir_of(rec).name.removeprefix("seed=")  # a post-hoc ensemble's: 21+42+87
+        run = f"{rec['dataset']} {rec['model']} {rec['method']} seed {seeds}"
         train_s, step_s = train_seconds(rec), median_step_seconds(rec)
         eval_s = sum(rec.get("eval_seconds", {}).values())
         wall = rec.get("provenance", {}).get("wall_s")

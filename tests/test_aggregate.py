@@ -532,6 +532,38 @@ def test_posthoc_ensemble_flag(tmp_path):
     assert sorted(p.name for p in res2.iterdir()) == ["runs"]
 
 
+def test_a_new_seed_supersedes_the_smaller_posthoc_ensemble(tmp_path):
+    # Seeds land one at a time: the rebuild after seed 87 must not average the 21+42 ensemble with the
+    # 21+42+87 one (two "seeds" of the ensemble row); the older folder is the aggregator's own output
+    # and goes.
+    res = tmp_path / "results"
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=40)
+    members = {s: rng.dirichlet(np.ones(3), size=40).astype(np.float32) for s in SEEDS}
+    for seed in SEEDS[:2]:
+        path = write_record(
+            res, "arc_c", "adamw", seed, {"map": classification_metrics(members[seed], labels)}
+        )
+        _fake_preds(path.parent, members[seed], labels)
+    A.aggregate("t1", res, posthoc_ensemble=True)
+    ens_dir = res / "runs/t1/arc_c/tiny/adamw_posthoc_ensemble"
+    assert sorted(p.name for p in ens_dir.iterdir()) == ["seed=21+42"]
+    path = write_record(res, "arc_c", "adamw", 87, {"map": classification_metrics(members[87], labels)})
+    _fake_preds(path.parent, members[87], labels)
+    t = A.aggregate("t1", res, expected_seeds=SEEDS, posthoc_ensemble=True)
+    want = classification_metrics(np.stack(list(members.values())).astype(np.float64), labels)
+    r = summary_row(t.long, "arc_c", "ensemble", "nll")
+    assert r.n == 1 and r["mean"] == pytest.approx(want["nll"], abs=1e-12)
+    assert sorted(p.name for p in ens_dir.iterdir()) == ["seed=21+42+87"]
+    # --no-write leaves the older folder where it is
+    for seed in SEEDS[:2]:
+        (res / f"runs/t1/arc_c/tiny/adamw/seed={seed}").rename(tmp_path / f"keep{seed}")
+    # (with one adamw seed left there is no ensemble to rebuild, and nothing is removed)
+    t2 = A.aggregate("t1", res, posthoc_ensemble=True, write=False)
+    assert sorted(p.name for p in ens_dir.iterdir()) == ["seed=21+42+87"]
+    assert summary_row(t2.long, "arc_c", "ensemble", "nll").n == 1
+
+
 # ------------------------------------------------------------------------------- W&B, bad input
 
 

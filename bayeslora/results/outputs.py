@@ -21,6 +21,7 @@ class StagedOutputs:
         base = self.root if self.root is not None and self.root.is_dir() else None
         self.dir = Path(tempfile.mkdtemp(prefix=".bayeslora-staging-", dir=base))
         self.files: list[str] = []
+        self.removed: list[str] = []
 
     def path(self, rel: str | Path) -> Path:
         p = self.dir / rel
@@ -40,6 +41,10 @@ class StagedOutputs:
         p.mkdir(parents=True, exist_ok=True)
         return p
 
+    def remove_dir(self, rel: str | Path) -> None:
+        """A folder under ``root`` that :meth:`commit` deletes once the new files are in place."""
+        self.removed.append(str(rel))
+
     def all_files(self) -> list[str]:
         found = [str(p.relative_to(self.dir)) for p in sorted(self.dir.rglob("*")) if p.is_file()]
         return self.files + [f for f in found if f not in self.files]
@@ -53,6 +58,8 @@ class StagedOutputs:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.dir / rel, dst)
             done.append(dst)
+        for rel in self.removed:
+            shutil.rmtree(self.root / rel, ignore_errors=True)
         return done
 
     def cleanup(self) -> None:

@@ -107,7 +107,8 @@ def posthoc_ensembles(
     """For every (dataset, model) with >= 2 successful ``adamw`` seeds: a post-hoc ensemble of their
     ``map`` probabilities (:func:`posthoc_ensemble`), staged at
     ``<method dir>/adamw_posthoc_ensemble/seed=<a+b+c>/``. Returns the records, old ones at the same
-    place replaced by the new ones."""
+    place replaced by the new ones. An ensemble of other seeds beside it (``seed=21+42`` when seed 87
+    has landed) is superseded: dropped from the records, and its folder removed on commit."""
     results_dir = Path(results_dir).resolve()
     replaced, new = set(), []
     for (_, _, method), recs in group_records(records).items():
@@ -124,6 +125,11 @@ def posthoc_ensembles(
         rec = posthoc_ensemble(run_dirs, staged, BASELINE[1], n_bins, final_dir=final)
         rec["_path"] = str(staged / "metrics.json")
         replaced.add(str((final / "metrics.json").resolve()))
+        for r in records:  # the ensembles of fewer (or other) seeds in the same folder
+            d = run_dir_of(r).resolve()
+            if d.parent == final.resolve().parent and d != final.resolve():
+                replaced.add(str(d / "metrics.json"))
+                out.remove_dir(d.relative_to(results_dir))
         new.append(rec)
     kept = [r for r in records if str(Path(r["_path"]).resolve()) not in replaced]
     return kept + new
