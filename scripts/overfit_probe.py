@@ -1,4 +1,4 @@
-"""Probe: does AdamW-LoRA fit (and over-fit) a training subset, at which learning rate and step count?
+"""Probe: does AdamW-LoRA (or another method) fit and over-fit a training subset, at which settings?
 
 The paper's AdamW runs 10,000 steps at batch 4 on WG-S's 640 rows: about 62 epochs, ending with a
 memorised training set and an over-confident model (ECE 32.8, NLL 4.19). Before a miniature's sweep
@@ -16,6 +16,10 @@ zero-shot model (``trainer.max_steps=0``). Every run goes through the project's 
 
 Writes ``results/probes/overfit_<model>_<dataset>.{json,md}`` (one row per candidate, the full
 validation curve in the JSON); ``--from-json`` redraws the Markdown from a saved JSON.
+
+``--method ivon`` asks the same of another method (its validation row, e.g. IVON@mean, is the one
+judged; ``--override method.clip_radius=0.05`` varies its other settings), written to
+``overfit_<model>_<dataset>_<method>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -37,12 +41,12 @@ from bayeslora.runner import run  # noqa: E402
 
 
 def common_overrides(a, model: str, dataset: str, steps: int, results_dir: str) -> list[str]:
-    """The settings every probe run shares (AdamW, no checkpoints, quiet, validation on the first
-    ``a.eval_n`` rows); ``scripts/learnability_probe.py`` builds on them too."""
+    """The settings every probe run shares (AdamW unless ``a.method``, no checkpoints, quiet,
+    validation on the first ``a.eval_n`` rows); ``scripts/learnability_probe.py`` builds on them too."""
     return [
         f"model={model}",
         f"dataset={dataset}",
-        "method=adamw",
+        f"method={getattr(a, 'method', 'adamw')}",
         "exp_name=probe",
         f"paths.results_dir={results_dir}",
         f"trainer.max_steps={steps}",
@@ -58,8 +62,13 @@ def common_overrides(a, model: str, dataset: str, steps: int, results_dir: str) 
     ]
 
 
-def probe_overrides(a, n_train: int | None, lr: float | None, steps: int, results_dir: str) -> list[str]:
-    out = [*common_overrides(a, a.model, a.dataset, steps, results_dir), "method.predictives=[map]"]
+def probe_overrides(
+    a, n_train: int | None, lr: float | None, steps: int, results_dir: str, row: str | None = None
+) -> list[str]:
+    """A candidate's overrides; ``row`` (the method's validation row) is the only row evaluated."""
+    out = common_overrides(a, a.model, a.dataset, steps, results_dir)
+    if row is not None:
+        out.append(f"method.predictives=[{row}]")
     if n_train is not None:
         out.append(f"trainer.max_train_examples={n_train}")
     if lr is not None:
@@ -80,7 +89,8 @@ def curves(run_dir: Path) -> tuple[list[dict], list[dict]]:
 
 def one(a, n_train, lr, steps) -> dict:
     with tempfile.TemporaryDirectory(prefix="bayeslora-probe-") as tmp:
-        cfg = compose_config(probe_overrides(a, n_train, lr, steps, tmp))
+        row = compose_config(probe_overrides(a, n_train, lr, steps, tmp)).method.val_predictive
+        cfg = compose_config(probe_overrides(a, n_train, lr, steps, tmp, row))
         record = run(cfg)
         n_classes = len(cfg.dataset.classes)
         train, val = curves(Path(cfg.run_dir)) if steps else ([], [])
@@ -95,7 +105,8 @@ def one(a, n_train, lr, steps) -> dict:
         "threshold": 0.25 * math.log(n_classes),
         "train_loss_last_tenth": last_tenth,
         "fits": last_tenth is not None and last_tenth <= 0.25 * math.log(n_classes),
-        "final": record["metrics"]["map"],
+        "row": row,
+        "final": record["metrics"][row],
         "train_curve": train,
         "val_curve": val,
         "train_s": (val[-1] if val else {}).get("time/train_s"),
@@ -107,7 +118,8 @@ def to_markdown(report: dict) -> str:
     rows = report["rows"]
     zero = next((r for r in rows if r["steps"] == 0), None)
     lines = [
-        f"# Over-fitting probe: {report['model']} on {report['dataset']} (AdamW, MAP row)",
+        f"# Over-fitting probe: {report['model']} on {report['dataset']} "
+        f"({report.get('method', 'adamw')}, {rows[-1].get('row', 'map') if rows else 'map'} row)",
         "",
         f"Validation: the first {report['eval_n']} rows of the evaluation split; seed {report['seed']}; "
         f"criterion: mean training loss over the last tenth of the steps <= 0.25 ln C.",
@@ -150,6 +162,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2_135m_bf16")
     ap.add_argument("--dataset", default="arc_e")
+    ap.add_argument("--method", default="adamw", help="the method group (ivon: --lr is IVON's lr)")
     ap.add_argument("--n-train", type=int, nargs="+", default=[160])
     ap.add_argument("--lr", type=float, nargs="+", default=[1e-3])
     ap.add_argument("--steps", type=int, nargs="+", default=[400], help="one value, or one per --n-train")
@@ -182,6 +195,7 @@ def main() -> None:
         report = {
             "model": a.model,
             "dataset": a.dataset,
+            "method": a.method,
             "eval_n": a.eval_n,
             "seed": a.seed,
             "command": "python scripts/overfit_probe.py " + " ".join(sys.argv[1:]),
@@ -189,7 +203,8 @@ def main() -> None:
         }
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"overfit_{report['model']}_{report['dataset']}"
+    method = report.get("method", "adamw")
+    stem = out / f"overfit_{report['model']}_{report['dataset']}{'' if method == 'adamw' else '_' + method}"
     if not a.from_json:
         stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     stem.with_suffix(".md").write_text(to_markdown(report))
