@@ -106,6 +106,7 @@ def one(a, n_train, lr, steps) -> dict:
         "train_loss_last_tenth": last_tenth,
         "fits": last_tenth is not None and last_tenth <= 0.25 * math.log(n_classes),
         "row": row,
+        "overrides": list(a.override),
         "final": record["metrics"][row],
         "train_curve": train,
         "val_curve": val,
@@ -126,9 +127,9 @@ def to_markdown(report: dict) -> str:
         "",
         f"Command: `{report['command']}`",
         "",
-        "| train rows | lr | steps | epochs | last-tenth train loss | fits | val acc | val ECE×100 | val NLL "
-        "| wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| train rows | lr | other settings | steps | epochs | last-tenth train loss | fits | val acc "
+        "| val ECE×100 | val NLL | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         f = r["final"]
@@ -136,7 +137,8 @@ def to_markdown(report: dict) -> str:
         lr = "—" if r["lr"] is None else f"{r['lr']:g}"
         fits = "zero-shot" if r["steps"] == 0 else ("yes" if r["fits"] else "no")
         lines.append(
-            f"| {r['n_train']} | {lr} | {r['steps']} | {r['epochs']} | {loss} | {fits} | "
+            f"| {r['n_train']} | {lr} | {', '.join(r.get('overrides', [])) or '—'} | {r['steps']} | "
+            f"{r['epochs']} | {loss} | {fits} | "
             f"{100 * f['acc']:.1f} | {100 * f['ece']:.1f} | {f['nll']:.3f} | {r['wall_s']:.0f} |"
         )
     lines += ["", "Validation curves (step: acc / ECE×100 / NLL; training loss of the last 10 steps):", ""]
@@ -178,6 +180,9 @@ def main() -> None:
     ap.add_argument("--override", nargs="*", default=[], help="more Hydra overrides for every run")
     ap.add_argument("--out", default=str(ROOT / "results" / "probes"))
     ap.add_argument("--from-json", default=None, help="redraw the Markdown from this JSON")
+    ap.add_argument(
+        "--append", action="store_true", help="add the rows to the JSON already at the output (same probe)"
+    )
     a = ap.parse_args()
     if a.from_json:
         report = json.loads(Path(a.from_json).read_text())
@@ -205,6 +210,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     method = report.get("method", "adamw")
     stem = out / f"overfit_{report['model']}_{report['dataset']}{'' if method == 'adamw' else '_' + method}"
+    if a.append and not a.from_json and stem.with_suffix(".json").is_file():
+        old = json.loads(stem.with_suffix(".json").read_text())
+        same = ("model", "dataset", "method", "eval_n", "seed")
+        if any(old.get(k, "adamw" if k == "method" else None) != report[k] for k in same):
+            sys.exit(f"overfit_probe: --append: {stem}.json is another probe ({', '.join(same)} differ)")
+        report["command"] = f"{old['command']}; {report['command']}"
+        report["rows"] = old["rows"] + report["rows"]
     if not a.from_json:
         stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     stem.with_suffix(".md").write_text(to_markdown(report))
