@@ -360,6 +360,12 @@ def main() -> None:
         help="Llama-2 tokenizer folder for the padding report (default: $BAYESLORA_MODELS_DIR/llama2-tokenizer)",
     )
     ap.add_argument("--out", default=str(ROOT / "results" / "bench"))
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="add (or replace) --models in the bench.json already at --out, keeping its other models, "
+        "precision and padding (not re-measured); each model keeps the conditions it was measured under",
+    )
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
@@ -378,7 +384,7 @@ def main() -> None:
     data_dir = args.data_dir or None  # "" = none (device_check.sh --dry)
     if args.models is None:
         args.models = "tiny,smollm2_135m" + (",llama2_7b_random" if device.type == "cuda" else "")
-    if data_dir is not None:
+    if data_dir is not None and not args.merge:
         print("== smollm2_135m: fp32 vs bf16", flush=True)
         report["precision"] = bench_precision(
             data_dir, device, args.steps, args.warmup, args.repeat, args.eval_batch
@@ -409,10 +415,28 @@ def main() -> None:
             "training": training,
             "predictives": preds,
             "memory": peak_memory_mb(device),
+            "conditions": {
+                "machine": machine,
+                "steps": args.steps,
+                "repeat": args.repeat,
+                "measured": time.strftime("%Y-%m-%d", time.gmtime()),
+            },
         }
         del runs
     if args.precision_only:
         pass
+    elif args.merge:
+        old_path = Path(args.out) / "bench.json"
+        old = json.loads(old_path.read_text()) if old_path.is_file() else {"models": {}}
+        for entry in old.get("models", {}).values():  # their own conditions, not these
+            entry.setdefault(
+                "conditions",
+                {
+                    "machine": old.get("machine"),
+                    **{k: old.get("args", {}).get(k) for k in ("steps", "repeat")},
+                },
+            )
+        report = {**old, "models": {**old.get("models", {}), **report["models"]}}
     elif not (data_dir and args.tokenizer):
         print(
             "skip padding waste: needs --data-dir and --tokenizer (BAYESLORA_DATA_DIR, BAYESLORA_MODELS_DIR)"

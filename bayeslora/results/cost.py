@@ -48,10 +48,15 @@ def bench_ratio(bench: dict | None, model: str) -> float | None:
     return float(ivon["median_s"]) / float(adamw["median_s"])
 
 
-def _conditions(bench: dict) -> str:
-    args = bench.get("args") or {}
-    steps = f"median of {args['steps']} steps × {args.get('repeat', 1)} repeats, " if "steps" in args else ""
-    return f"{steps}interleaved in one process; {bench.get('machine', 'machine not recorded')}"
+def _conditions(bench: dict, model: str) -> str:
+    """How ``model`` was measured: its own ``conditions`` (a ``bench.py --merge`` entry) or the report's."""
+    own = (bench.get("models", {}).get(model) or {}).get("conditions")
+    args = own or bench.get("args") or {}
+    machine = (own or bench).get("machine") or "machine not recorded"
+    steps = (
+        f"median of {args['steps']} steps × {args.get('repeat', 1)} repeats, " if args.get("steps") else ""
+    )
+    return f"{steps}interleaved in one process; {machine}"
 
 
 def cost_claims(records: list[dict], bench: dict | None) -> list[list]:
@@ -75,6 +80,6 @@ def cost_claims(records: list[dict], bench: dict | None) -> list[list]:
                 rows.append([model, CLAIM_ID, CLAIM_TEXT, col, "cannot be checked", why])
                 continue
             verdict = "holds" if ratio <= COST_RATIO_MAX else "contradicted"
-            ev = f"×{ratio:.2f} per training step on {model} (scripts/bench.py: {_conditions(bench)})"
+            ev = f"×{ratio:.2f} per training step on {model} (scripts/bench.py: {_conditions(bench, model)})"
             rows.append([model, CLAIM_ID, CLAIM_TEXT, col, verdict, ev])
     return rows
