@@ -57,11 +57,22 @@ def now(device):
 PAPER_STEP_S = 0.316  # Llama-2-7B, 8-bit, batch 4, RTX 6000 Ada (IVON paper)
 
 
-def model_overrides(name: str, data_dir: str | None) -> list[str]:
+def bench_dataset(spec: str) -> str:
+    """The dataset a ``--models`` entry is timed on: ``name@dataset``, or the default for ``name``."""
+    name, _, dataset = spec.partition("@")
+    if dataset:
+        return dataset
+    if name == "tiny":
+        return "synthetic"
+    # the 7B architecture runs on BoolQ, whose prompts fill the paper's 320-token budget
+    return "boolq" if name.startswith("llama2_7b") else "winogrande_s"
+
+
+def model_overrides(spec: str, data_dir: str | None) -> list[str]:
+    """``spec``: a model config name, or ``name@dataset`` to time it on another dataset."""
+    name, dataset = spec.partition("@")[0], bench_dataset(spec)
     if name == "tiny":
         return ["model=tiny", "dataset=synthetic", "dataset.source.n_train=256"]
-    # the 7B architecture runs on BoolQ, whose prompts fill the paper's 320-token budget
-    dataset = "boolq" if name.startswith("llama2_7b") else "winogrande_s"
     return [f"model={name}", f"dataset={dataset}"] + ([f"paths.data_dir={data_dir}"] if data_dir else [])
 
 
@@ -269,9 +280,20 @@ def padding_waste(tokenizer, data_dir, max_length=320):
 def to_markdown(report: dict) -> str:
     lines = [f"# bench ({report['machine']})", ""]
     for model, r in report["models"].items():
+        c = r.get("conditions")
+        where = (
+            [
+                f"Measured {c.get('measured', '?')} on {c.get('machine')}, timed on {c.get('dataset', '?')} "
+                f"batches (median of {c.get('steps')} steps).",
+                "",
+            ]
+            if c and c.get("measured")
+            else []
+        )
         lines += [
             f"## {model}",
             "",
+            *where,
             "| training step | median s | × AdamW | tokens/step | floor TFLOP/s |",
             "|---|---|---|---|---|",
         ]
@@ -336,7 +358,12 @@ def main() -> None:
     setup_entry_point()  # .env first: the defaults below read the environment
     models_dir = os.environ.get("BAYESLORA_MODELS_DIR")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=None, help="default: tiny,smollm2_135m (+ llama2_7b_random on a GPU)")
+    ap.add_argument(
+        "--models",
+        default=None,
+        help="default: tiny,smollm2_135m (+ llama2_7b_random on a GPU); name@dataset times a model on "
+        "another dataset (default WG-S; BoolQ for the 7B)",
+    )
     ap.add_argument("--steps", type=int, default=15, help="timed training steps per method")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument(
@@ -411,12 +438,13 @@ def main() -> None:
                 f"  {k:28s} {v if not isinstance(v, dict) else {kk: round(vv, 3) for kk, vv in v.items()}}",
                 flush=True,
             )
-        report["models"][model_name] = {
+        report["models"][model_name.partition("@")[0]] = {
             "training": training,
             "predictives": preds,
             "memory": peak_memory_mb(device),
             "conditions": {
                 "machine": machine,
+                "dataset": bench_dataset(model_name),
                 "steps": args.steps,
                 "repeat": args.repeat,
                 "measured": time.strftime("%Y-%m-%d", time.gmtime()),
