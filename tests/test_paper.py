@@ -273,9 +273,15 @@ def test_cost_claim_from_the_bench_never_from_run_wall_clocks(tmp_path, capsys):
     assert cost(_bench("tiny", 1.0, 1.4)).verdict == "contradicted"
     # a model added later (bench.py --merge) is described by its own conditions, not the report's
     merged = _bench("tiny", 0.0062, 0.0064)
-    merged["models"]["tiny"]["conditions"] = {"machine": "x86_64, 1 threads", "steps": 20, "repeat": 3}
-    assert "median of 20 steps × 3 repeats, interleaved in one process; x86_64, 1 threads" in (
-        cost(merged).evidence
+    merged["models"]["tiny"]["conditions"] = {
+        "machine": "x86_64, 1 threads",
+        "steps": 20,
+        "repeat": 3,
+        "dataset": "arc_e",
+    }
+    assert (
+        "median of 20 steps × 3 repeats, interleaved in one process; x86_64, 1 threads, on arc_e batches"
+        in (cost(merged).evidence)
     )
 
     # the command reads <results>/bench/bench.json

@@ -56,7 +56,8 @@ def _conditions(bench: dict, model: str) -> str:
     steps = (
         f"median of {args['steps']} steps × {args.get('repeat', 1)} repeats, " if args.get("steps") else ""
     )
-    return f"{steps}interleaved in one process; {machine}"
+    batches = f", on {args['dataset']} batches" if args.get("dataset") else ""
+    return f"{steps}interleaved in one process; {machine}{batches}"
 
 
 def cost_claims(records: list[dict], bench: dict | None) -> list[list]:
