@@ -124,12 +124,13 @@ def posthoc_ensembles(
         staged = out.add_dir(rel)
         rec = posthoc_ensemble(run_dirs, staged, BASELINE[1], n_bins, final_dir=final)
         rec["_path"] = str(staged / "metrics.json")
-        replaced.add(str((final / "metrics.json").resolve()))
-        for r in records:  # the ensembles of fewer (or other) seeds in the same folder
+        here = final.resolve()
+        for r in records:  # every ensemble already in that folder: this one's old copy, or others' seeds
             d = run_dir_of(r).resolve()
-            if d.parent == final.resolve().parent and d != final.resolve():
+            if d.parent == here.parent:
                 replaced.add(str(d / "metrics.json"))
-                out.remove_dir(d.relative_to(results_dir))
+                if d != here:
+                    out.remove_dir(d.relative_to(results_dir))
         new.append(rec)
     kept = [r for r in records if str(Path(r["_path"]).resolve()) not in replaced]
     return kept + new
