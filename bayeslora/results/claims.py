@@ -16,15 +16,11 @@ comparator's value: without a margin, "no difference found" would hold for any r
 find one.
 
 The interval comes from the predictions where every seed of both rows kept them (``preds.npz``):
-a **paired bootstrap over examples** (:data:`N_BOOT` replicates, seeded, the same resampled
-example indices for every seed and both rows of a column), whose variance of the seed-mean
-difference is added to the between-seed variance of the per-seed differences / S (training
-randomness); the interval is ± t(df) √(sum), df by Welch–Satterthwaite (the bootstrap term counts
-as infinitely many df, the seed term as S − 1). Without predictions, the between-seed SEMs of the
-two rows alone (√(SEM_a² + SEM_b²), Welch df). The Average: the mean of the columns' differences,
-variance Σ var / D², df by Welch–Satterthwaite over every term. Metrics come from
-:mod:`bayeslora.metrics`. docs/results.md states the rule in full. The cost claim is judged from
-the bench (:mod:`bayeslora.results.cost`).
+the paired bootstrap over examples plus the between-seed spread; without predictions, the two rows'
+between-seed SEMs; the Average: the mean of the columns' differences (the statistics:
+:mod:`bayeslora.results.intervals`). docs/results.md states the rule in full. The cost claim is
+judged from the bench (:mod:`bayeslora.results.cost`). The floor (which rows beat the Prior row)
+is :mod:`bayeslora.results.floor`; its names are re-exported here for older callers.
 """
 
 from __future__ import annotations
@@ -37,28 +33,43 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import stats
 
-from bayeslora import metrics as M
 from bayeslora.results.cost import cost_claims
-from bayeslora.results.layout import (
-    AVERAGE,
-    DEFAULT_ECE_BINS,
-    HIGHER_IS_BETTER,
-    dataset_rank,
-    fmt,
-    metric_info,
+
+# the floor's names, re-exported: scripts/mini_report.py and older callers import them from here
+from bayeslora.results.floor import (  # noqa: F401
+    BEATS,
+    FLOOR,
+    FLOOR_COLUMNS,
+    FLOOR_METRICS,
+    FLOOR_VERDICTS,
+    WORSE,
+    against_floor,
 )
+from bayeslora.results.intervals import (  # noqa: F401  (the statistics, re-exported for callers)
+    ALPHA,
+    BOOT_SEED,
+    CONTRADICTED,
+    HOLDS,
+    N_BOOT,
+    UNCHECKED,
+    VERDICTS,
+    WITHIN,
+    Estimate,
+    average_of,
+    between_seed,
+    combine_paired,
+    judge,
+    paired_bootstrap,
+    replicates,
+    resample_indices,
+)
+from bayeslora.results.layout import AVERAGE, DEFAULT_ECE_BINS, dataset_rank, fmt, metric_info
 from bayeslora.results.paper_table import load_paper_table, ours_display, paper_rows
 from bayeslora.results.runs import group_records, metrics_of, run_dir_of
 from bayeslora.results.summary import base_rows
 from bayeslora.results.tables import column_labels
 
-HOLDS, WITHIN, CONTRADICTED, UNCHECKED = "holds", "within noise", "contradicted", "cannot be checked"
-VERDICTS = (HOLDS, WITHIN, CONTRADICTED, UNCHECKED)
-ALPHA = 0.05  # two-sided: 95 % intervals
-N_BOOT = 2000  # bootstrap replicates
-BOOT_SEED = 20241106  # the resampling's RNG seed (with the number of examples): reruns are identical
 COMPARABLE_MARGIN = 0.10  # "comparable": IVON worse by less than 10 % of the comparator's value
 # how closely preds.npz must reproduce metrics.json before the claims use it (float64 either way)
 _RTOL, _ATOL = 1e-9, 1e-12
@@ -120,143 +131,6 @@ def _claims() -> list[Claim]:
 
 
 CLAIMS = _claims()
-
-
-# ------------------------------------------------------------------------------ the statistics
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """ours − other with the variance terms behind its interval: ``terms`` = (variance, df) pairs
-    whose sum is Var(diff); df = inf for a bootstrap term, S − 1 for a between-seed one."""
-
-    ours: float
-    other: float
-    diff: float
-    terms: tuple[tuple[float, float], ...]
-    basis: str
-
-    @property
-    def se(self) -> float:
-        return math.sqrt(sum(v for v, _ in self.terms))
-
-    @property
-    def df(self) -> float:
-        """Welch–Satterthwaite: (Σ v)² / Σ v² / df (inf when no term has finite df or weight)."""
-        den = sum(v * v / df for v, df in self.terms if math.isfinite(df))
-        return math.inf if den == 0 else sum(v for v, _ in self.terms) ** 2 / den
-
-    def interval(self, alpha: float = ALPHA) -> tuple[float, float]:
-        se = self.se
-        if not math.isfinite(self.diff) or not math.isfinite(se):
-            return math.nan, math.nan
-        if se == 0:
-            return self.diff, self.diff
-        df = self.df
-        q = float(stats.norm.ppf(1 - alpha / 2) if math.isinf(df) else stats.t.ppf(1 - alpha / 2, df))
-        return self.diff - q * se, self.diff + q * se
-
-    def scaled(self, k: float) -> Estimate:
-        terms = tuple((v * k * k, df) for v, df in self.terms)
-        return Estimate(self.ours * k, self.other * k, self.diff * k, terms, self.basis)
-
-
-def resample_indices(n: int, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> np.ndarray:
-    """``[n_boot, n]`` example indices drawn with replacement; a function of (n, n_boot, seed)
-    only, so every seed, row and claim of a column resamples the same examples."""
-    return np.random.default_rng([seed, n]).integers(0, n, size=(n_boot, n))
-
-
-def replicates(probs: np.ndarray, labels: np.ndarray, metric: str, idx: np.ndarray, n_bins: int):
-    """(value on all examples, value on each resample ``idx[b]``) of one predictive, by
-    :mod:`bayeslora.metrics`: acc, NLL, Brier as means of :func:`~bayeslora.metrics.per_example_metrics`,
-    ECE recomputed on each resampled set (:func:`~bayeslora.metrics.expected_calibration_error`)."""
-    if not np.isfinite(probs).all():  # NaN or inf probabilities: no number to judge
-        return math.nan, np.full(len(idx), math.nan)
-    full = M.classification_metrics(probs, labels, n_bins)[metric]
-    if metric in M.PER_EXAMPLE:
-        per = M.per_example_metrics(probs, labels)[metric]
-        return full, per[idx].mean(axis=1)
-    return full, np.array([M.expected_calibration_error(probs[i], labels[i], n_bins) for i in idx])
-
-
-def combine_paired(ours: list[tuple], other: list[tuple], n: int, n_boot: int) -> Estimate:
-    """The paired estimate from per-seed (full value, replicates) of both rows, seed by seed:
-    diff = mean over seeds of (ours_s − other_s); variance = bootstrap variance of that seed mean
-    (ddof 1, df inf) + sample variance of the per-seed differences / S (df S − 1)."""
-    s = len(ours)
-    d = np.array([a[0] - b[0] for a, b in zip(ours, other)])
-    reps = np.mean([a[1] - b[1] for a, b in zip(ours, other)], axis=0)
-    boot = float(np.var(reps, ddof=1))
-    seeds = float(np.var(d, ddof=1)) / s
-    basis = f"paired bootstrap, {s} seeds × {n} examples, {n_boot} replicates"
-    return Estimate(
-        float(np.mean([a[0] for a in ours])),
-        float(np.mean([b[0] for b in other])),
-        float(d.mean()),
-        ((boot, math.inf), (seeds, float(s - 1))),
-        basis,
-    )
-
-
-def paired_bootstrap(
-    ours: list[np.ndarray],
-    other: list[np.ndarray],
-    labels: np.ndarray,
-    metric: str,
-    n_boot: int = N_BOOT,
-    seed: int = BOOT_SEED,
-    n_bins: int = DEFAULT_ECE_BINS,
-) -> Estimate:
-    """ours − other (raw units) from per-seed probabilities ``[N, C]`` of two predictives on the
-    same examples (``ours[s]`` and ``other[s]`` from the same seed; at least two seeds)."""
-    if len(ours) != len(other) or len(ours) < 2:
-        raise ValueError(f"need the same number (>= 2) of seeds per row, got {len(ours)} and {len(other)}")
-    labels = np.asarray(labels)
-    idx = resample_indices(len(labels), n_boot, seed)
-    a = [replicates(np.asarray(p, dtype=np.float64), labels, metric, idx, n_bins) for p in ours]
-    b = [replicates(np.asarray(p, dtype=np.float64), labels, metric, idx, n_bins) for p in other]
-    return combine_paired(a, b, len(labels), n_boot)
-
-
-def between_seed(ours: float, ours_sem: float, n_ours: int, other: float, other_sem: float, n_other: int):
-    """The fallback without predictions: diff of the two means, variance SEM_a² + SEM_b² with
-    n − 1 df each (Welch)."""
-    terms = ((ours_sem**2, float(n_ours - 1)), (other_sem**2, float(n_other - 1)))
-    return Estimate(ours, other, ours - other, terms, "between-seed SEMs")
-
-
-def average_of(estimates: list[Estimate]) -> Estimate:
-    """The Average column: mean of the columns' differences, variance Σ var / D² (columns are
-    independent experiments), every term keeping its df."""
-    k = len(estimates)
-    terms = tuple((v / k**2, df) for e in estimates for v, df in e.terms)
-    bases = sorted({e.basis.split(",")[0] for e in estimates})
-    return Estimate(
-        float(np.mean([e.ours for e in estimates])),
-        float(np.mean([e.other for e in estimates])),
-        float(np.mean([e.diff for e in estimates])),
-        terms,
-        f"mean of {k} columns ({'; '.join(bases)})",
-    )
-
-
-def judge(kind: str, metric: str, lo: float, hi: float, margin: float = math.nan) -> str:
-    """The verdict of an interval [lo, hi] of ours − other for a claim of ``kind``; ``margin`` (δ,
-    same units) for "comparable". Any NaN: cannot be checked."""
-    if any(math.isnan(x) for x in (lo, hi)):
-        return UNCHECKED
-    if kind == "comparable":
-        if math.isnan(margin):
-            return UNCHECKED
-        # how much worse ours is than the other row (positive = worse)
-        w_lo, w_hi = (-hi, -lo) if HIGHER_IS_BETTER[metric] else (lo, hi)
-        return HOLDS if w_hi < margin else CONTRADICTED if w_lo > margin else WITHIN
-    if kind == "below":
-        lo, hi = -hi, -lo
-    elif kind != "above":
-        raise ValueError(f"unknown claim kind {kind!r}")
-    return HOLDS if lo > 0 else CONTRADICTED if hi < 0 else WITHIN
 
 
 # ------------------------------------------------------------------------------ records -> estimates
@@ -487,126 +361,3 @@ def _row(c: Claim, est: Estimate | None, note: str, alpha: float) -> list:
     if verdict == UNCHECKED:
         ev = f"NaN interval: {ev}"
     return [verdict, _fmt_interval(lo, hi, m), ev, est.diff, lo, hi]
-
-
-# ------------------------------------------------------------------------------ the floor rows
-
-FLOOR = "prior"  # the row every useful row must beat on NLL and Brier (conf/predictive/prior.yaml)
-FLOOR_METRICS = ("nll", "brier")
-FLOOR_COLUMNS = [
-    "model",
-    "dataset",
-    "method",
-    "predictive",
-    "label",
-    "metric",
-    "n_seeds",
-    "ours",
-    "floor",
-    "diff",
-    "lo",
-    "hi",
-    "verdict",
-    "basis",
-]
-BEATS, WORSE = "beats the prior", "worse than the prior"
-FLOOR_VERDICTS = {HOLDS: BEATS, CONTRADICTED: WORSE, WITHIN: WITHIN, UNCHECKED: UNCHECKED}
-
-
-def _floor_probs(recs: list[dict], floor: str) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """(labels, probabilities, split) of the ``floor`` row of a column: it depends on the training
-    labels only, so every record that has it must hold the same numbers (checked)."""
-    found = None
-    for r in recs:
-        split = r.get("eval_split")
-        path = run_dir_of(r) / "preds.npz"
-        if floor not in (metrics_of(r, split) or {}) or not path.is_file():
-            continue
-        with np.load(path) as z:
-            if f"{split}/{floor}" not in z.files:
-                continue
-            here = (z[f"{split}/labels"].astype(np.int64), z[f"{split}/{floor}"].astype(np.float64), split)
-        if found is not None and not (np.array_equal(found[0], here[0]) and np.allclose(found[1], here[1])):
-            raise ValueError(f"two records disagree on the {floor} row: {r['_path']}")
-        found = here
-    return found
-
-
-def against_floor(
-    records: list[dict],
-    floor: str = FLOOR,
-    metrics: tuple[str, ...] = FLOOR_METRICS,
-    n_boot: int = N_BOOT,
-    alpha: float = ALPHA,
-) -> pd.DataFrame:
-    """Every row of every run beside the ``floor`` row (the class prior) of its column, on
-    ``metrics`` (lower is better): ours − floor with its 95 % interval, by the claims' rule
-    (:func:`paired_bootstrap`: the same resampled examples for every seed and both rows, plus the
-    between-seed spread); the floor is one set of probabilities for every seed (it depends on the
-    training labels only). A row of an untrained run (``steps == 0``: no training randomness) is
-    judged on the bootstrap alone; a trained row with one seed cannot be checked. Verdicts:
-    "beats the prior" (interval below 0), "worse than the prior" (above), "within noise",
-    "cannot be checked"."""
-    rows = []
-    by_column: dict[tuple[str, str], list[dict]] = {}
-    for r in records:
-        if r.get("status") == "success":
-            by_column.setdefault((r["model"], r["dataset"]), []).append(r)
-    for (model, dataset), recs in sorted(
-        by_column.items(), key=lambda kv: (kv[0][0], dataset_rank(kv[0][1]))
-    ):
-        base = _floor_probs(recs, floor)
-        if base is None:
-            continue
-        labels, floor_p, split = base
-        idx = resample_indices(len(labels), n_boot)
-        groups = group_records(recs)
-        for (_, _, method), group in groups.items():
-            first = group[0]
-            for pred in first.get("table_rows") or []:
-                if pred == floor:
-                    continue
-                probs = []
-                for r in group:
-                    with np.load(run_dir_of(r) / "preds.npz") as z:
-                        if not np.array_equal(z[f"{split}/labels"], labels):
-                            raise ValueError(f"{r['_path']}: not on the {floor} row's examples")
-                        probs.append(z[f"{split}/{pred}"].astype(np.float64))
-                for m in metrics:
-                    scale = metric_info(m)[1]
-                    ours = [replicates(p, labels, m, idx, DEFAULT_ECE_BINS) for p in probs]
-                    ref = replicates(floor_p, labels, m, idx, DEFAULT_ECE_BINS)
-                    if len(group) >= 2:
-                        est = combine_paired(ours, [ref] * len(ours), len(labels), n_boot).scaled(scale)
-                    elif first.get("steps") == 0:  # untrained: no training randomness, no seed term
-                        boot = float(np.var(ours[0][1] - ref[1], ddof=1))
-                        basis = f"paired bootstrap, untrained × {len(labels)} examples, {n_boot} replicates"
-                        diff = ours[0][0] - ref[0]
-                        est = Estimate(ours[0][0], ref[0], diff, ((boot, math.inf),), basis).scaled(scale)
-                    if len(group) >= 2 or first.get("steps") == 0:
-                        lo, hi = est.interval(alpha)
-                        verdict, basis = judge("below", m, lo, hi), est.basis
-                    else:
-                        full = ours[0][0]
-                        est = Estimate(full * scale, ref[0] * scale, (full - ref[0]) * scale, (), "")
-                        lo = hi = math.nan
-                        verdict, basis = UNCHECKED, "1 seed of a trained run: no between-seed spread"
-                    rows.append(
-                        [
-                            model,
-                            dataset,
-                            method,
-                            pred,
-                            first["labels"].get(pred, pred),
-                            m,
-                            len(group),
-                            est.ours,
-                            est.other,
-                            est.diff,
-                            lo,
-                            hi,
-                            FLOOR_VERDICTS[verdict],
-                            basis,
-                        ]
-                    )
-    return pd.DataFrame(rows, columns=FLOOR_COLUMNS)
