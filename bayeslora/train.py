@@ -156,7 +156,7 @@ def sweep_variants(overrides: list[str], limit: int = 50) -> list[list[str]]:
     return variants[:limit]
 
 
-def precheck(overrides: list[str], multirun: bool) -> None:
+def precheck(overrides: list[str], multirun: bool, config_dir: str | None = None) -> None:
     """Compose the config of the run (of each value of a sweep) and validate it, turning Hydra's
     composition errors (unknown option or key, bad override syntax) into one-line ConfigErrors."""
 
@@ -170,7 +170,7 @@ def precheck(overrides: list[str], multirun: bool) -> None:
         raise ConfigError(one_line(e)) from None
     for job in variants:
         try:
-            cfg = compose_config(job)
+            cfg = compose_config(job, config_dir=config_dir)
         except Exception as e:  # Hydra's composition and override-parsing errors
             raise ConfigError(one_line(e)) from None
         validate(cfg)  # also refuses secret-looking keys, e.g. from conf/local/
@@ -232,8 +232,11 @@ def cli() -> None:
     inspect = any(a in ("-c", "--cfg", "-i", "--info") for a in flags)
     try:
         refuse_secret_overrides(overrides)  # before Hydra writes them into .hydra/*.yaml
-        if not (set(flags) & (NOT_A_RUN | OTHER_CONFIG)):
-            precheck(overrides, multirun)
+        from bayeslora.config import split_config_dir
+
+        config_dir, other = split_config_dir(flags)  # a user's conf folder: checked with it
+        if not (set(other) & (NOT_A_RUN | OTHER_CONFIG)):
+            precheck(overrides, multirun, config_dir)
             global _PRECHECKED
             _PRECHECKED = not multirun  # this very config: main() need not check it again
     except BayesLoraError as e:

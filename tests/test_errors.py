@@ -400,7 +400,7 @@ def test_prompts_cli(capsys):
         (["dataset=synthetic", "split=test"], 1, "synthetic task has splits"),
         (["dataset=arc_c", "paths.data_dir=/nonexistent/data"], 1, "does not exist"),
         (
-            ["dataset=synthetic", "tokens=true", "model=stories260k", "paths.models_dir=/nonexistent"],
+            ["dataset=synthetic", "tokens=true", "model=hf", "model.loader.model_id=/nonexistent/m"],
             1,
             "no model",
         ),

@@ -27,9 +27,9 @@ def test_no_default_points_at_a_sibling_checkout():
 
 
 def test_models_dir_from_root_or_environment(compose, monkeypatch, tmp_path):
-    cfg = compose([f"paths.root={tmp_path}", "model=stories260k"])
+    cfg = compose([f"paths.root={tmp_path}", "model=llama2_7b_random"])
     assert cfg.paths.models_dir == f"{tmp_path}/models"
-    assert cfg.model.loader.model_id == f"{tmp_path}/models/stories260K"
+    assert cfg.model.loader.tokenizer_path == f"{tmp_path}/models/llama2-tokenizer"
     monkeypatch.setenv("BAYESLORA_MODELS_DIR", "/opt/models")
     cfg = compose(["model=llama2_7b_random"])
     assert cfg.model.loader.tokenizer_path == "/opt/models/llama2-tokenizer"
@@ -38,7 +38,10 @@ def test_models_dir_from_root_or_environment(compose, monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["model=stories260k"], "model.loader.model_id={root}/models/stories260K: no model folder there"),
+        (
+            ["model=hf", "model.loader.model_id=${paths.models_dir}/my_llama"],
+            "model.loader.model_id={root}/models/my_llama: no model folder there",
+        ),
         (
             ["model=llama2_7b_random"],
             "model.loader.tokenizer_path={root}/models/llama2-tokenizer: no tokenizer",
@@ -128,9 +131,9 @@ def test_load_dotenv_never_overrides_the_environment(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_the_cli_reads_dotenv_in_the_working_directory(tmp_path):
     (tmp_path / ".env").write_text(f"BAYESLORA_MODELS_DIR={tmp_path}/my-models\n")
-    out = _python(["-m", "bayeslora.train", "--cfg", "job", "--resolve", "model=stories260k"], cwd=tmp_path)
+    out = _python(["-m", "bayeslora.train", "--cfg", "job", "--resolve", "model=llama2_7b_random"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert f"model_id: {tmp_path}/my-models/stories260K" in out.stdout
+    assert f"tokenizer_path: {tmp_path}/my-models/llama2-tokenizer" in out.stdout
 
 
 def test_example_env_file_lists_what_the_package_reads():
