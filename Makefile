@@ -80,13 +80,13 @@ reproduce-dry: ## Show the SLURM sweep of Table 1 (hydra config incl. the sweep 
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=slurm --cfg hydra
 
 table: ## Build results/tables/$(EXP).{csv,md,tex} from the run records (EXP=..., ARGS="--figures --vs-paper --recompute --ece-bins 15 --posthoc-ensemble --wandb")
-	$(PYTHON) -m bayeslora.results.aggregate $(EXP) --results-dir $(RESULTS) --extra-digits $(DIGITS) $(ARGS)
+	@$(PYTHON) -m bayeslora.results.aggregate $(EXP) --results-dir $(RESULTS) --extra-digits $(DIGITS) $(ARGS)
 
 compare: ## Reproduction beside the paper's Table 1 + its claims checked -> results/reports/$(EXP)_vs_paper.{md,csv,png} (tables untouched)
-	$(PYTHON) -m bayeslora.results.aggregate $(EXP) --results-dir $(RESULTS) --vs-paper --no-tables --extra-digits $(DIGITS) $(ARGS)
+	@$(PYTHON) -m bayeslora.results.aggregate $(EXP) --results-dir $(RESULTS) --vs-paper --no-tables --extra-digits $(DIGITS) $(ARGS)
 
 figures: ## Draw results/figures/$(EXP)/: Figure 1 (τ grid), Figure 2 (val acc by step), training curves, reliability diagrams
-	$(PYTHON) -m bayeslora.results.figures $(EXP) --results-dir $(RESULTS)
+	@$(PYTHON) -m bayeslora.results.figures $(EXP) --results-dir $(RESULTS)
 
 learnability: ## Learnability probe: does fine-tuning beat zero-shot and the class prior? -> results/probes/learnability.{md,json} (MODELS=..., DATASETS=...)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) scripts/learnability_probe.py --models $(or $(MODELS),smollm2_135m_bf16) \

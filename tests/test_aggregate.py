@@ -605,6 +605,58 @@ def test_cli_bad_input_is_one_line(results, tmp_path, capsys):
     assert not (results / "tables").exists()
 
 
+# what makes the runs of an experiment, as the no-runs error names it
+MAKES = {
+    "demo": "run `make demo` first",
+    "mini": "run `make mini` first",
+    "table1": "run `make reproduce` first",
+    "qwen": "run `python -m bayeslora.train -m experiment=qwen` first",
+    "ood": "run `python -m bayeslora.train -m experiment=ood` first",
+    "mine": "run `python -m bayeslora.train exp_name=mine ...` first",
+}
+
+
+@pytest.mark.parametrize("exp", sorted(MAKES))
+def test_no_runs_names_the_command_that_makes_them(tmp_path, capsys, exp):
+    """A results command on a fresh clone (no results/runs/<exp>, or an empty one) says in one line
+    which command makes the runs, and exits non-zero; nothing is written."""
+    from bayeslora.results.figures import main as figures_main
+
+    res = tmp_path / "results"
+    for argv in ([exp], [exp, "--vs-paper", "--no-tables"]):
+        assert main([*argv, "--results-dir", str(res)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"bayeslora-table: error: no runs under {res / 'runs' / exp}: {MAKES[exp]}"]
+    assert figures_main([exp, "--results-dir", str(res)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bayeslora-figures: error: no runs under {res / 'runs' / exp}: {MAKES[exp]}"]
+    (res / "runs" / exp).mkdir(parents=True)  # a folder without records reads the same
+    assert main([exp, "--results-dir", str(res)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"(no metrics.json): {MAKES[exp]}"), err
+    assert sorted(p.name for p in res.iterdir()) == ["runs"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["table", "compare", "figures", "bare table"])
+def test_make_results_targets_on_a_fresh_clone(tmp_path, target):
+    """``make table|compare|figures EXP=demo`` and bare ``make table`` (EXP defaults to demo) on a
+    results folder without runs: the command's one error line says to run ``make demo``; exit 2
+    (make's for a failed recipe)."""
+    res = tmp_path / "results"
+    args = ["make", "-s", "-C", str(Path(__file__).resolve().parents[1]), target.split()[-1]]
+    args += [f"RESULTS={res}", f"PYTHON={sys.executable}"] + (
+        [] if target.startswith("bare") else ["EXP=demo"]
+    )
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    err = [line for line in out.stderr.splitlines() if not line.startswith("make")]
+    assert len(err) == 1 and err[0].endswith(f"no runs under {res}/runs/demo: run `make demo` first"), (
+        out.stderr
+    )
+    assert out.stdout == "" and not res.exists()
+
+
 @pytest.mark.slow
 def test_cli_subprocess_hash_clash_and_missing_exp(results):
     write_record(results, "arc_c", "adamw", 87, {"map": m(0.1, 0.1, 0.1, 0.1)}, chash="other")

@@ -51,7 +51,13 @@ from bayeslora.loggers import WandbUploadError, upload_to_wandb
 from bayeslora.results.layout import DEFAULT_ECE_BINS
 from bayeslora.results.outputs import OneLineParser, StagedOutputs, safe_name
 from bayeslora.results.posthoc_ensemble import posthoc_ensembles
-from bayeslora.results.runs import AggregationError, group_records, load_records, recompute_metrics
+from bayeslora.results.runs import (
+    AggregationError,
+    group_records,
+    load_records,
+    no_records,
+    recompute_metrics,
+)
 from bayeslora.results.summary import CSV_COLUMNS
 from bayeslora.results.tables import Tables, make_tables
 
@@ -94,7 +100,7 @@ def aggregate(
             raise AggregationError(f"--ece-bins must be >= 1, got {bins}")
     records = load_records(exp_dir)
     if not records:
-        raise AggregationError(f"no run records (metrics.json) under {exp_dir}")
+        raise no_records(exp_dir)
     if not any(r.get("status") == "success" for r in records):
         first = records[0]
         raise AggregationError(

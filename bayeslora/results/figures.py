@@ -42,7 +42,7 @@ from bayeslora.results.draw import new_figure, panel_keys, panel_title, save_fig
 from bayeslora.results.layout import DEFAULT_ECE_BINS
 from bayeslora.results.outputs import OneLineParser, StagedOutputs, safe_name
 from bayeslora.results.reliability import plot_reliability, reliability_data
-from bayeslora.results.runs import load_records
+from bayeslora.results.runs import load_records, no_records
 from bayeslora.results.summary import summarize
 
 TAU_RE = re.compile(r"^(?P<base>.+)_tau(?P<tau>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)$")
@@ -235,6 +235,8 @@ def make_figures(
     results_dir = Path(results_dir)
     exp_dir = results_dir / "runs" / exp
     records = load_records(exp_dir)
+    if not records:
+        raise no_records(exp_dir)
     if not any(r.get("status") == "success" for r in records):
         raise FigureError(f"no successful run records (metrics.json) under {exp_dir}")
     data = compute_figures(records, split, n_bins)

@@ -19,11 +19,28 @@ from bayeslora.results.layout import DATASET_LABELS, legacy_rank
 _REQUIRED = ("dataset", "model", "method", "seed", "config_hash")
 
 
+# experiments with a make target of their own (the Makefile's demo, mini and reproduce)
+MAKE_TARGETS = {"demo": "make demo", "mini": "make mini", "table1": "make reproduce"}
+
+
+def how_to_make(exp: str) -> str:
+    """The command that makes the runs of experiment ``exp``: its make target, else its
+    ``conf/experiment/<exp>.yaml`` multirun, else a run with ``exp_name=<exp>``."""
+    if exp in MAKE_TARGETS:
+        return MAKE_TARGETS[exp]
+    from bayeslora.config import CONF_DIR
+
+    if (CONF_DIR / "experiment" / f"{exp}.yaml").is_file():
+        return f"python -m bayeslora.train -m experiment={exp}"
+    return f"python -m bayeslora.train exp_name={exp} ..."
+
+
 def load_records(exp_dir: Path) -> list[dict]:
-    """Every ``metrics.json`` under ``exp_dir`` (``_path`` added); a successful one must be complete."""
+    """Every ``metrics.json`` under ``exp_dir`` (``_path`` added); a successful one must be complete.
+    No folder is an error that names the command making its runs (:func:`how_to_make`)."""
     exp_dir = Path(exp_dir)
     if not exp_dir.is_dir():
-        raise AggregationError(f"no runs under {exp_dir}")
+        raise AggregationError(f"no runs under {exp_dir}: run `{how_to_make(exp_dir.name)}` first")
     records = []
     for path in sorted(exp_dir.rglob(RECORD_FILE)):
         try:
@@ -47,6 +64,14 @@ def load_records(exp_dir: Path) -> list[dict]:
         rec["_path"] = str(path)
         records.append(rec)
     return records
+
+
+def no_records(exp_dir: Path) -> AggregationError:
+    """The error of an experiment folder without records, naming the command that makes them."""
+    exp_dir = Path(exp_dir)
+    return AggregationError(
+        f"no run records under {exp_dir} (no metrics.json): run `{how_to_make(exp_dir.name)}` first"
+    )
 
 
 def run_dir_of(record: dict) -> Path:
