@@ -27,12 +27,13 @@ def adapter_name(adapter: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._+=-]", "-", name)
 
 
-def model_name(path: str | None) -> str:
+def model_name(path: str | None, default: str = "unset") -> str:
     """The default name of a model option that loads a user's file or folder (``model=gguf``,
     ``model=hf``): the file's stem or the folder's (hub repository's) last part, e.g.
-    ``/m/Qwen2.5-0.5B.Q8_0.gguf`` -> ``qwen2.5-0.5b.q8_0``; ``unset`` when no path is given."""
+    ``/m/Qwen2.5-0.5B.Q8_0.gguf`` -> ``qwen2.5-0.5b.q8_0``; ``default`` (the option's name) when no
+    path is given."""
     if not path:
-        return "unset"
+        return default
     last = [p for p in re.split(r"[/\\]+", str(path).rstrip("/\\")) if p][-1]
     stem = last[: -len(".gguf")] if last.lower().endswith(".gguf") else last
     return re.sub(r"[^A-Za-z0-9._+=-]", "-", stem).lower()
