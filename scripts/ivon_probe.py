@@ -1,23 +1,27 @@
-"""Choose IVON's ess and initial Hessian for a new model by the paper's heuristic.
+"""Choose IVON's ess and initial Hessian for a model by a criterion that discriminates.
 
-The paper tunes both by hand for Llama-2-7B (its Table 2): ess is the smallest value for which
-training is stable, and the initial Hessian h₀ is one for which the running Hessian (so the
-posterior variance v = 1 / (ess · h)) does not drift in the first steps. This probe makes that
-heuristic a measurement: for every (ess, h₀) of a grid it runs ``--steps`` IVON steps on the
-training split and records
+The paper tunes ess and h₀ by hand for Llama-2-7B (its Table 2). An earlier version of this probe
+chose by the drift of the running Hessian over the first steps; with the paper's β2 = 1 - 1e-5 the
+Hessian cannot move in a few dozen steps, the drift read 0.000 at every grid point, and it chose
+nothing. With the Hessian frozen near h₀, IVON's elementwise step is lr·ĝ/h₀ clipped at
+lr·clip_radius (h₀ sets the step) and the posterior's noise is 1/√(ess·h₀) (ess·h₀ sets the noise),
+so the two are judged together against what they are for:
 
-* ``stable``: every loss finite, and the mean loss of the last quarter of the steps within
-  ``--stable-tol`` (10 %) of the lowest last-quarter loss of the grid. Every grid point sees the same
-  batches (same seed), so this is a paired comparison: a stable ess trains as well as the least noisy
-  one. (Over a few dozen steps at batch 4 the loss need not fall below its first-quarter value for
-  any setting, so "the loss falls" is no criterion here: seen on SmolLM2 / WG-S.);
-* ``drift``: max over the first ``--drift-steps`` steps of |log(mean(h_t) / h₀)| (0 = no drift).
+* ``gap``: IVON's mean training loss over the last quarter of ``--steps`` minus AdamW's on the same
+  batches (same seed; AdamW at the model's own lr, one reference run). A setting ``fits`` when every
+  loss is finite and ``gap`` <= ``--gap-tol`` nats: it trains as well as AdamW does;
+* ``noise_ratio``: the posterior's initial noise scale 1/√(ess·h₀) over the RMS of the LoRA weights
+  at the end of the AdamW reference run. Noise above the weights' own scale (ratio > 1) is a
+  posterior wider than anything training moved.
 
-The choice: the smallest stable ess; at it, the h₀ with the smallest drift. Each grid point is one
-process (``--jobs`` at a time). Output: ``--out`` (JSON with every grid point) and a Markdown table.
+The choice: of the settings that fit with noise_ratio <= 1, the one with the most noise (the widest
+posterior that still trains as AdamW does); ties go to the smaller gap. None fits: no choice, and
+the table says so. Each grid point is one process (``--jobs`` at a time). Output: ``--out`` (JSON
+with every grid point and the reference) and a Markdown table.
 
-    python scripts/ivon_probe.py --model smollm2_135m --dataset winogrande_s \\
-        --ess 1e4,1e5,1e6,1e7 --hess-init 1e-4,1e-3,1e-2 --steps 80 --out results/probes/ivon_smollm2_wgs.json
+    python scripts/ivon_probe.py --model qwen25_coder_05b_bf16 --dataset arc_e --max-train-examples 320 \
+        --ess 1e7,1e8,1e9 --hess-init 1e-5,1e-4,1e-3 --clip-radius 0.0167 --steps 100 \
+        --out results/probes/ivon_qwen25_coder_05b_bf16_arc_e.json
 """
 
 from __future__ import annotations
@@ -37,13 +41,20 @@ sys.path.insert(0, str(ROOT))
 
 
 def probe_one(args: tuple) -> dict:
-    model_name, dataset, ess, h0, steps, drift_steps, seed, device, threads, max_train = args
+    """One grid point (``ess`` and ``h0`` numbers) or the AdamW reference (``ess`` None)."""
+    model_name, dataset, ess, h0, steps, clip_radius, seed, device, threads, max_train = args
+    import torch
+
     from bayeslora.config import compose_config
     from bayeslora.runner import setup, to_device
 
+    if ess is None:
+        method = ["method=adamw"]
+    else:
+        method = ["method=ivon", f"method.ess={ess}", f"method.hess_init={h0}"]
+        method += [] if clip_radius is None else [f"method.clip_radius={clip_radius}"]
     cfg = compose_config(
-        [f"model={model_name}", f"dataset={dataset}", "method=ivon", f"seed={seed}"]
-        + [f"method.ess={ess}", f"method.hess_init={h0}", f"trainer.max_steps={steps}"]
+        [f"model={model_name}", f"dataset={dataset}", *method, f"seed={seed}", f"trainer.max_steps={steps}"]
         + [f"trainer.device={device}", f"trainer.num_threads={threads}", "trainer.progress_bar=false"]
         + ["eval.max_examples=1"]  # the probe evaluates nothing
         + ([] if max_train is None else [f"trainer.max_train_examples={max_train}"])
@@ -58,64 +69,70 @@ def probe_one(args: tuple) -> dict:
         model.train()
         loss = method.train_step(model, to_device(next(batches), dev))
         losses.append(loss)
-        hess_means.append(float(method.optimizer.param_groups[0]["hess"].mean()))
+        if ess is not None:
+            hess_means.append(float(method.optimizer.param_groups[0]["hess"].mean()))
         if not math.isfinite(loss):
             break
     q = max(1, steps // 4)
     finite = all(math.isfinite(x) for x in losses) and len(losses) == steps
     first, last = sum(losses[:q]) / q, sum(losses[-q:]) / q
-    drift = max(abs(math.log(max(h, 1e-30) / h0)) for h in hess_means[:drift_steps])
-    return {
+    lora = [p.detach().float().flatten() for n, p in model.named_parameters() if p.requires_grad]
+    row = {
         "ess": ess,
         "hess_init": h0,
+        "clip_radius": None if ess is None else float(cfg.method.clip_radius),
+        "lr": float(cfg.method.lr),
         "finite": finite,
         "loss_first_quarter": first,
         "loss_last_quarter": last,
-        "drift": drift,
-        "hess_mean_end": hess_means[-1],
-        "mean_variance_end": 1.0 / (ess * hess_means[-1]) if hess_means[-1] > 0 else None,
+        "lora_rms_end": float(torch.cat(lora).pow(2).mean().sqrt()),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if ess is not None:
+        row["noise"] = 1.0 / math.sqrt(ess * h0)
+        row["hess_mean_end"] = hess_means[-1]
+    return row
 
 
-def mark_stable(rows: list[dict], tol: float) -> list[dict]:
-    """``stable``: finite, and a last-quarter loss within ``tol`` of the grid's best (paired: same batches)."""
-    finite = [r["loss_last_quarter"] for r in rows if r["finite"]]
-    best = min(finite) if finite else float("nan")
+def mark(rows: list[dict], reference: dict, gap_tol: float) -> list[dict]:
+    """``gap`` against the AdamW reference (same batches), ``fits``, and ``noise_ratio``."""
     for r in rows:
-        r["stable"] = bool(r["finite"] and r["loss_last_quarter"] <= (1.0 + tol) * best)
+        r["gap"] = r["loss_last_quarter"] - reference["loss_last_quarter"]
+        r["fits"] = bool(r["finite"] and reference["finite"] and r["gap"] <= gap_tol)
+        r["noise_ratio"] = r["noise"] / reference["lora_rms_end"]
     return rows
 
 
 def choose(rows: list[dict]) -> dict | None:
-    stable = [r for r in rows if r["stable"]]
-    if not stable:
+    """Of the settings that fit with noise_ratio <= 1: the most noise; ties go to the smaller gap."""
+    ok = [r for r in rows if r["fits"] and r["noise_ratio"] <= 1.0]
+    if not ok:
         return None
-    ess = min(r["ess"] for r in stable)
-    return min((r for r in stable if r["ess"] == ess), key=lambda r: r["drift"])
+    return max(ok, key=lambda r: (r["noise"], -r["gap"]))
 
 
-def to_markdown(rows: list[dict], chosen: dict | None, meta: dict) -> str:
+def to_markdown(rows: list[dict], reference: dict, chosen: dict | None, meta: dict) -> str:
     lines = [
-        f"IVON probe: {meta['model']} on {meta['dataset']}, {meta['steps']} steps per grid point, "
-        f"drift over the first {meta['drift_steps']} steps, seed {meta['seed']}, device {meta['device']}; "
-        f"stable = finite and a last-quarter loss within {meta['stable_tol']:.0%} of the grid's best.",
+        f"IVON probe: {meta['model']} on {meta['dataset']}, {meta['steps']} steps per grid point, seed "
+        f"{meta['seed']}, device {meta['device']}; AdamW reference (lr {reference['lr']:g}, same batches): "
+        f"last-quarter loss {reference['loss_last_quarter']:.4f}, LoRA weights' RMS at the end "
+        f"{reference['lora_rms_end']:.4f}. fits = finite and gap <= {meta['gap_tol']:g} nats.",
         "",
-        "| ess | h₀ | stable | loss 1st ¼ | loss last ¼ | drift |log(h̄/h₀)| | mean v at end |",
-        "|---|---|---|---|---|---|---|",
+        "| ess | h₀ | noise 1/√(ess·h₀) | noise / LoRA RMS | loss 1st ¼ | loss last ¼ | gap vs AdamW | fits |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["ess"], r["hess_init"])):
-        v = "–" if r["mean_variance_end"] is None else f"{r['mean_variance_end']:.2e}"
         lines.append(
-            f"| {r['ess']:.0e} | {r['hess_init']:.0e} | {'yes' if r['stable'] else 'no'} | "
-            f"{r['loss_first_quarter']:.4f} | {r['loss_last_quarter']:.4f} | {r['drift']:.3f} | {v} |"
+            f"| {r['ess']:.0e} | {r['hess_init']:.0e} | {r['noise']:.3g} | {r['noise_ratio']:.2f} | "
+            f"{r['loss_first_quarter']:.4f} | {r['loss_last_quarter']:.4f} | {r['gap']:+.4f} | "
+            f"{'yes' if r['fits'] else 'no'} |"
         )
     pick = (
-        "none of the grid is stable"
+        "none of the grid fits with noise <= the LoRA weights' RMS"
         if chosen is None
-        else (f"ess = {chosen['ess']:g}, hess_init = {chosen['hess_init']:g}")
+        else f"ess = {chosen['ess']:g}, hess_init = {chosen['hess_init']:g}"
     )
-    lines += ["", f"Chosen (smallest stable ess; at it, least drift): {pick}."]
+    lines += ["", f"Chosen (of those that fit with noise ratio <= 1, the most noise): {pick}."]
     return "\n".join(lines) + "\n"
 
 
@@ -126,7 +143,9 @@ def main() -> None:
     ap.add_argument("--ess", default="1e4,1e5,1e6,1e7")
     ap.add_argument("--hess-init", default="1e-4,1e-3,1e-2")
     ap.add_argument("--steps", type=int, default=80)
-    ap.add_argument("--drift-steps", type=int, default=20)
+    ap.add_argument(
+        "--clip-radius", type=float, default=None, help="IVON's clip radius (default: the config's)"
+    )
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--jobs", type=int, default=1)
@@ -137,7 +156,7 @@ def main() -> None:
         help="train on the first N rows (trainer.max_train_examples)",
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads per grid point")
-    ap.add_argument("--stable-tol", type=float, default=0.1, help="see `stable` above")
+    ap.add_argument("--gap-tol", type=float, default=0.05, help="see `fits` above (nats)")
     ap.add_argument(
         "--from-json",
         type=Path,
@@ -153,38 +172,28 @@ def main() -> None:
     )
     a = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    meta = {k: getattr(a, k) for k in ("model", "dataset", "steps", "drift_steps", "seed", "device")}
+    meta = {k: getattr(a, k) for k in ("model", "dataset", "steps", "seed", "device", "clip_radius")}
     if a.from_json is not None:
         earlier = json.loads(a.from_json.read_text())
         meta = {k: earlier[k] for k in meta}
-        rows = earlier["grid"]
+        rows, reference = earlier["grid"], earlier["reference"]
     else:
         grid = [(float(e), float(h)) for e in a.ess.split(",") for h in a.hess_init.split(",")]
-        jobs = [
-            (
-                a.model,
-                a.dataset,
-                e,
-                h,
-                a.steps,
-                a.drift_steps,
-                a.seed,
-                a.device,
-                a.threads,
-                a.max_train_examples,
-            )
-            for e, h in grid
-        ]
+        common = (a.steps, a.clip_radius, a.seed, a.device, a.threads, a.max_train_examples)
+        jobs = [(a.model, a.dataset, None, None, *common)]  # the AdamW reference first
+        jobs += [(a.model, a.dataset, e, h, *common) for e, h in grid]
         if a.jobs > 1:
             with ProcessPoolExecutor(a.jobs, mp_context=get_context("spawn")) as pool:
-                rows = list(pool.map(probe_one, jobs))
+                reference, *rows = list(pool.map(probe_one, jobs))
         else:
-            rows = [probe_one(j) for j in jobs]
-    meta["stable_tol"] = a.stable_tol
-    chosen = choose(mark_stable(rows, a.stable_tol))
+            reference, *rows = [probe_one(j) for j in jobs]
+    meta["gap_tol"] = a.gap_tol
+    chosen = choose(mark(rows, reference, a.gap_tol))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({**meta, "grid": rows, "chosen": chosen}, indent=2) + "\n")
-    md = to_markdown(rows, chosen, meta)
+    a.out.write_text(
+        json.dumps({**meta, "reference": reference, "grid": rows, "chosen": chosen}, indent=2) + "\n"
+    )
+    md = to_markdown(rows, reference, chosen, meta)
     a.out.with_suffix(".md").write_text(md)
     print(md)
     if a.write_config is not None and chosen is not None:
@@ -206,7 +215,7 @@ def write_config(path: Path, model: str, dataset: str, chosen: dict, probe_file:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "# @package _global_\n"
-        f"# IVON on {model}: ess and hess_init per dataset, chosen by the paper's heuristic with\n"
+        f"# IVON on {model}: ess and hess_init per dataset, chosen against AdamW's training loss with\n"
         f"#   python scripts/ivon_probe.py --model {model} --dataset <dataset> ... --write-config {path}\n"
         f"# (the probe's grid and numbers: {probe_file.parent}/). A dataset without an entry is an error.\n"
         + body
