@@ -18,6 +18,7 @@ def row(ess, h0, last, finite=True):
         "ess": ess,
         "hess_init": h0,
         "noise": (ess * h0) ** -0.5,
+        "loss_first_quarter": 1.4,
         "loss_last_quarter": last,
         "finite": finite,
     }
