@@ -5,11 +5,11 @@ TORCH_VERSION ?= 2.13.0
 EXP ?= demo
 RESULTS ?= results
 # decimals beyond the paper's in tables (the demo and the miniature keep their finer precision: 1)
-DIGITS ?= $(if $(filter demo mini,$(EXP)),1,0)
+DIGITS ?= $(if $(filter demo mini qwen,$(EXP)),1,0)
 export HYDRA_FULL_ERROR ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-gemma install-qwen lint format test test-fast test-gpu smoke demo mini mini-tables table compare figures reproduce reproduce-dry bench prompts clean learnability device-check device-check-dry
+.PHONY: help install install-gemma install-qwen lint format test test-fast test-gpu smoke demo mini mini-tables qwen qwen-tables table compare figures reproduce reproduce-dry bench prompts clean learnability device-check device-check-dry
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -72,6 +72,16 @@ mini-tables: ## Rebuild the miniature's table, figures, paper report and results
 	$(PYTHON) -m bayeslora.results.aggregate mini --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper --extra-digits 1
 	$(PYTHON) scripts/mini_report.py --exp mini --results-dir $(RESULTS)
 	$(if $(filter results,$(RESULTS)),$(PYTHON) scripts/update_readme_table.py --exp mini,@echo "README.md left alone (RESULTS=$(RESULTS))")
+
+qwen: ## The miniature that learns: Qwen2.5-Coder-0.5B (bf16) on ARC-E, AdamW + IVON x 3 seeds + zero-shot + prior (needs make install-qwen, BAYESLORA_DATA_DIR)
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=qwen $(ARGS)
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train experiment=qwen method=adamw method.name=zero_shot \
+		trainer.max_steps=0 'predictive=[zero_shot,prior]' method.val_predictive=zero_shot seed=21 $(ARGS)
+	$(MAKE) qwen-tables
+
+qwen-tables: ## Rebuild the Qwen miniature's table, figures, paper report and results/reports/qwen.md from its committed records
+	$(PYTHON) -m bayeslora.results.aggregate qwen --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper --extra-digits 1
+	$(PYTHON) scripts/mini_report.py --exp qwen --results-dir $(RESULTS)
 
 reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|submitit_local|basic)
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=$(or $(LAUNCHER),slurm)
