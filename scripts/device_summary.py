@@ -109,7 +109,7 @@ def main() -> None:
         "",
         *bench(a.out),
         "",
-        f"## SmolLM2-135M on ARC-E at the paper's protocol ({d})",
+        f"## Qwen2.5-Coder-0.5B on ARC-E at the paper's protocol ({d})",
         "",
         *runs(a.out),
     ]
