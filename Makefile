@@ -92,7 +92,7 @@ reproduce-dry: ## Show the SLURM sweep of Table 1 (hydra config incl. the sweep 
 table: ## Build results/tables/$(EXP).{csv,md,tex} from the run records (EXP=..., ARGS="--figures --vs-paper --recompute --ece-bins 15 --posthoc-ensemble --wandb")
 	@$(PYTHON) -m bayeslora.results.aggregate $(EXP) --results-dir $(RESULTS) --extra-digits $(DIGITS) $(ARGS)
 
-compare: ## Reproduction beside the paper's Table 1 + its claims checked -> results/reports/$(EXP)_vs_paper.{md,csv,png} (tables untouched)
+compare: ## Reproduction beside the paper's Table 1 + its claims checked -> results/reports/$(EXP)_vs_paper.{md,csv,png}; prints the verdicts (tables untouched)
 	@$(PYTHON) -m bayeslora.results.aggregate $(EXP) --results-dir $(RESULTS) --vs-paper --no-tables --extra-digits $(DIGITS) $(ARGS)
 
 figures: ## Draw results/figures/$(EXP)/: Figure 1 (τ grid), Figure 2 (val acc by step), training curves, reliability diagrams

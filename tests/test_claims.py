@@ -398,3 +398,16 @@ def test_rows_against_the_prior(tmp_path):
     single = C.against_floor(load_records(one / "runs" / "t1"), n_boot=B).set_index(["predictive", "metric"])
     assert single.loc[("sharp", "nll")].verdict == C.UNCHECKED
     assert single.loc[("zero_shot", "nll")].verdict != C.UNCHECKED
+
+
+def test_a_row_without_predictions_cannot_be_checked_against_the_prior(tmp_path):
+    """A column with a Prior row, and a run that kept no preds.npz: its rows cannot be checked
+    (saying why), the others are judged as before; no crash."""
+    res = tmp_path / "results"
+    write_floor_runs(res)
+    (res / "runs/t1/arc_e/smollm/adamw/seed=42/preds.npz").unlink()
+    frame = C.against_floor(load_records(res / "runs" / "t1"), n_boot=B).set_index(["predictive", "metric"])
+    for pred in ("sharp", "over", "same"):
+        row = frame.loc[(pred, "nll")]
+        assert row.verdict == C.UNCHECKED and row.basis == "no preds.npz for adamw seed 42", pred
+    assert frame.loc[("zero_shot", "nll")].verdict != C.UNCHECKED

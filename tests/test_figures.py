@@ -177,6 +177,35 @@ def test_reliability_bins_reproduce_the_metrics_ece():
     assert b[np.isclose(b.lo, 0.2)]["count"].iloc[0] >= 20  # 0.25 lies in (0.2, 0.2667]
 
 
+def test_reliability_diagram_has_a_legend_and_bin_counts():
+    """Each panel says what its bars, dots and diagonal are (a legend) and how many examples each
+    non-empty bin holds (a count per bar)."""
+    from bayeslora.results.reliability import plot_reliability
+
+    rng = np.random.default_rng(4)
+    parts = []
+    for pred, label in (("map", "AdamW"), ("ivon", "IVON")):
+        probs = rng.dirichlet(np.ones(4), size=300)
+        b = reliability_bins(probs, rng.integers(0, 4, 300), 10)
+        meta = dict(
+            dataset="arc_e", model="tiny", method=pred, predictive=pred, label=label, ece=0.1, n_seeds=2
+        )
+        parts.append(b.assign(**meta))
+    df = pd.concat(parts, ignore_index=True)
+    fig = plot_reliability(df)
+    legend = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 2
+    for ax in panels:
+        if ax.get_legend() is not None:
+            legend += [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("accuracy" in t for t in legend) and any("mean confidence" in t for t in legend), legend
+    assert any("perfect calibration" in t for t in legend), legend
+    for ax, part in zip(panels, parts):
+        counts = [str(c) for c in part["count"] if c > 0]
+        assert sorted(t.get_text() for t in ax.texts) == sorted(counts)
+
+
 def test_figures_cli_bad_input_is_one_line(tmp_path, capsys):
     res = tmp_path / "results"
     assert F.main(["nope", "--results-dir", str(res)]) == 1

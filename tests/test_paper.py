@@ -319,7 +319,7 @@ def test_run_without_the_papers_datasets_still_reports(tmp_path):
     assert "IVON ECE comparable to SWAG | synthetic | cannot be checked | – | no swag" in md
     csv = pd.read_csv(res / "reports" / "t1_vs_paper.csv")
     assert {"lacking", "claim"} <= set(csv.kind)
-    assert (res / "reports" / "t1_vs_paper.png").stat().st_size > 0
+    assert not (res / "reports" / "t1_vs_paper.png").exists()  # nothing compares: no empty figure
 
 
 def test_compare_leaves_the_tables_alone(tmp_path):
@@ -332,7 +332,7 @@ def test_compare_leaves_the_tables_alone(tmp_path):
     assert main(["t1", "--results-dir", str(res), "--vs-paper", "--no-tables"]) == 0
     assert not (res / "tables").exists()
     first = {p.name: p.read_bytes() for p in (res / "reports").iterdir()}
-    assert sorted(first) == ["t1_vs_paper.csv", "t1_vs_paper.md", "t1_vs_paper.png"]
+    assert sorted(first) == ["t1_vs_paper.csv", "t1_vs_paper.md"]  # AdamW alone: no change to plot
     assert main(["t1", "--results-dir", str(res), "--vs-paper", "--no-tables"]) == 0
     assert {p.name: p.read_bytes() for p in (res / "reports").iterdir()} == first
 
@@ -721,3 +721,115 @@ def test_pattern_comes_first_in_the_report_and_in_the_miniatures(tmp_path):
     assert "| ARC-E | ACC ↑ | 8 |" in mini and "smollm2_135m_bf16 is not the paper's Llama-2-7B" in mini
     assert main(["t1", "--results-dir", str(res), "--vs-paper"]) == 0
     assert (res / "reports" / "t1_vs_paper.md").read_bytes() == first
+
+
+# ------------------------------------------------------------------ the report's head, make compare, the figure
+
+
+def _prior_runs(res: Path, n: int = 400) -> None:
+    """ARC-E of one model: a zero-shot record (untrained: zero-shot and Prior rows), AdamW (its MAP
+    row sharp and right 70 % of the time: beats the Prior on NLL) and IVON (IVON@mean = the Prior
+    plus noise: within noise; IVON over-confident and mostly wrong: worse than the Prior)."""
+    from bayeslora import metrics as M
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, n)
+    prior = np.full((n, 4), 0.25)
+
+    def peaked(acc, conf):
+        top = np.where(rng.random(n) < acc, y, (y + rng.integers(1, 4, n)) % 4)
+        p = np.full((n, 4), (1 - conf) / 3)
+        p[np.arange(n), top] = conf
+        return p
+
+    def record(method, seed, rows, **kw):
+        metrics = {k: M.classification_metrics(v, y) for k, v in rows.items()}
+        path = write_record(res, "arc_e", method, seed, metrics, model="smollm2_135m_bf16", **kw)
+        arrays = {f"validation/{k}": v for k, v in rows.items()}
+        np.savez_compressed(path.parent / "preds.npz", **{"validation/labels": y, **arrays})
+
+    record("zero_shot", 21, {"zero_shot": peaked(0.3, 0.5), "prior": prior}, steps=0)
+    for seed in SEEDS:
+        record("adamw", seed, {"map": peaked(0.7, 0.7)}, table_rows=["map"])
+        same = prior + rng.normal(0, 1e-4, (n, 4))
+        rows = {"ivon_mean": same / same.sum(axis=1, keepdims=True), "ivon": peaked(0.3, 0.99)}
+        record("ivon", seed, rows, table_rows=list(rows))
+
+
+def test_report_starts_with_the_tally_and_the_rows_that_do_not_beat_the_prior(tmp_path, capsys):
+    """The report's first lines: the claims' verdict tally, then the rows whose NLL is not below the
+    Prior's beyond its interval (with their verdicts); ``--vs-paper --no-tables`` (make compare)
+    prints those verdicts and the claims, not the table."""
+    res = tmp_path / "results"
+    _prior_runs(res)
+    assert main(["t1", "--results-dir", str(res), "--vs-paper", "--no-tables"]) == 0
+    out = capsys.readouterr().out
+    md = (res / "reports" / "t1_vs_paper.md").read_text()
+    claims = pd.read_csv(res / "reports" / "t1_vs_paper.csv").query("kind == 'claim'")
+    counts = claims.verdict.value_counts()
+    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in C.VERDICTS)
+    floor = [
+        "- ARC-E: IVON@mean (within noise), IVON (worse than the prior), zero_shot (worse than the prior)"
+    ]
+    lines = md.splitlines()
+    assert lines[:3] == ["# t1 beside the paper's Table 1", "", f"**The paper's claims:** {tally}."]
+    start = lines.index(
+        "**Rows that do not beat the Prior** (NLL not below the Prior row's beyond its 95 % interval):"
+    )
+    assert 3 < start < lines.index("## The pattern beside the paper's")
+    assert lines[start + 2 : start + 3] == floor
+    assert "AdamW" not in lines[start + 2]  # AdamW beats the Prior
+    # make compare: the verdicts, then the claims with their intervals, not the table
+    assert out.splitlines()[0] == f"t1 against the paper's claims: {tally}."
+    assert floor[0] in out and "| claim | column | verdict | 95 % interval |" in out
+    assert "| IVON@mean accuracy above AdamW | ARC-E | contradicted |" in out
+    assert "| ACC ↑ |" not in out and "±" not in out
+    assert f"full report: {res / 'reports' / 't1_vs_paper.md'}" in out
+    # the table command prints the table, and with --vs-paper the verdicts after it
+    assert main(["t1", "--results-dir", str(res), "--vs-paper"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("| ACC ↑ |") < out.index(f"t1 against the paper's claims: {tally}.")
+
+
+def test_report_head_without_a_prior_row_or_claims(tmp_path):
+    """No Prior row in the run: the head says so (and how to add one); no claim: says so."""
+    res = tmp_path / "results"
+    m = {"acc": 0.7, "ece": 0.05, "nll": 0.6, "brier": 0.3}
+    for seed in SEEDS:
+        write_record(res, "synthetic", "blob", seed, {"blob": m}, table_rows=["blob"])
+    assert main(["t1", "--results-dir", str(res), "--vs-paper", "--no-tables"]) == 0
+    lines = (res / "reports" / "t1_vs_paper.md").read_text().splitlines()
+    assert lines[2] == "**The paper's claims:** none can be checked (the run has none of the paper's rows)."
+    assert lines[4].startswith(
+        "**Rows that do not beat the Prior**: not checked, no column of the run has a Prior row"
+    )
+
+
+def test_figure_plots_each_rows_change_from_adamw_ours_against_the_papers(tmp_path):
+    """The figure: per metric, one labelled point per paper row other than AdamW, at (the paper's
+    change from AdamW, ours); nothing compares (no paper column): no figure file, and a stale one
+    is removed."""
+    paper = _pattern_paper()
+    res = tmp_path / "results"
+    _pattern_records(res)
+    recs = load_records(res / "runs" / "t1")
+    rows, _ = PT.pattern(summarize(recs, expected_seeds=SEEDS), paper)
+    fig = P.report_figure(rows)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == len(METRIC_KEYS)
+    for ax, metric in zip(axes, METRIC_KEYS):
+        g = rows[(rows.metric == metric) & (rows.predictive != "map")]
+        points = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
+        assert sorted(map(tuple, points)) == sorted(zip(g.paper_change, g.ours_change)), metric
+        assert sorted(t.get_text() for t in ax.texts) == sorted(g.label), metric
+        assert "paper" in ax.get_xlabel() and "ours" in ax.get_ylabel() and "AdamW" in ax.get_xlabel()
+    assert P.report_figure(rows.iloc[0:0]) is None
+    # through the command: the synthetic task compares nothing, so no .png (an old one is removed)
+    other = tmp_path / "other"
+    m = {"acc": 0.7, "ece": 0.05, "nll": 0.6, "brier": 0.3}
+    for seed in SEEDS:
+        write_record(other, "synthetic", "adamw", seed, {"map": m}, table_rows=["map"])
+    (other / "reports").mkdir()
+    (other / "reports" / "t1_vs_paper.png").write_bytes(b"stale")
+    assert main(["t1", "--results-dir", str(other), "--vs-paper", "--no-tables"]) == 0
+    assert sorted(p.name for p in (other / "reports").iterdir()) == ["t1_vs_paper.csv", "t1_vs_paper.md"]

@@ -32,7 +32,10 @@ empty). Everything is computed before anything is written; the files are first w
 folder and then renamed into place, so bad input never leaves partial outputs.
 
 ``--vs-paper`` also writes ``<results>/reports/<exp>_vs_paper.{md,csv,png}``: every cell beside the
-paper's Table 1 and the paper's claims checked on the reproduced numbers (:mod:`bayeslora.results.paper`).
+paper's Table 1 and the paper's claims checked on the reproduced numbers (:mod:`bayeslora.results.paper`;
+the ``.png`` only when something compares), and prints the verdicts: the claims' tally, the rows
+that do not beat the Prior, each claim with its interval (:mod:`bayeslora.results.verdicts`).
+The table is printed unless ``--no-tables`` (``make compare`` prints the verdicts alone).
 
 This module is only the command: records (:mod:`bayeslora.results.runs`) -> summary
 (:mod:`bayeslora.results.summary`) -> tables (:mod:`bayeslora.results.tables`), figures (:mod:`bayeslora.results.figures`)
@@ -139,7 +142,12 @@ def aggregate(
 
             stem = f"reports/{exp}{suffix}_vs_paper"
             bench = load_bench(results_dir)
-            write_report(records, tables.summary, out, stem, exp, extra_digits, bench=bench)
+            report = write_report(
+                records, tables.summary, out, stem, exp, extra_digits, bench=bench, split=split
+            )
+            tables.verdicts = report.verdicts
+            if write:
+                tables.verdicts += f"\nfull report: {results_dir / stem}.md\n"
         tables.written = out.commit()
         if write:
             table_files = {k: results_dir / "tables" / v.name for k, v in table_files.items()}
@@ -173,7 +181,7 @@ def parse_seeds(text: str) -> list[int] | None:
 # the on/off options of the command line, in the order --help lists them
 SWITCHES = [
     ("--no-write", "print only"),
-    ("--no-tables", "write only what --figures / --vs-paper ask for, not <results>/tables/"),
+    ("--no-tables", "write (and print) only what --figures / --vs-paper ask for, not <results>/tables/"),
     ("--all-rows", "also analysis rows such as the IVON τ grid"),
     ("--recompute", "recompute every metric from the runs' preds.npz"),
     ("--posthoc-ensemble", "first build a post-hoc ensemble of every dataset/model's adamw seeds (>= 2)"),
@@ -181,7 +189,7 @@ SWITCHES = [
     (
         "--vs-paper",
         "also write <results>/reports/<exp>_vs_paper.{md,csv,png}: every cell beside the paper's, "
-        "and the paper's claims checked",
+        "and the paper's claims checked; print the verdicts",
     ),
     ("--wandb", "upload tables and figures as W&B artifacts"),
 ]
@@ -240,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())
         print(f"bayeslora-table: error: {msg}", file=sys.stderr)
         return 1
-    print(t.md)
+    if not args.no_tables:
+        print(t.md)
+    if t.verdicts:  # --vs-paper: the verdicts (make compare prints only these)
+        print(t.verdicts, end="")
     for s in t.skipped:
         print(f"bayeslora-table: skipped {s}", file=sys.stderr)
     for p in t.written:

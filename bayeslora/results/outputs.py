@@ -45,6 +45,11 @@ class StagedOutputs:
         """A folder under ``root`` that :meth:`commit` deletes once the new files are in place."""
         self.removed.append(str(rel))
 
+    def remove(self, rel: str | Path) -> None:
+        """A file (or folder) under ``root`` that :meth:`commit` deletes, if there, once the new
+        files are in place (an output this run no longer makes, e.g. a figure of nothing)."""
+        self.removed.append(str(rel))
+
     def all_files(self) -> list[str]:
         found = [str(p.relative_to(self.dir)) for p in sorted(self.dir.rglob("*")) if p.is_file()]
         return self.files + [f for f in found if f not in self.files]
@@ -59,7 +64,11 @@ class StagedOutputs:
             os.replace(self.dir / rel, dst)
             done.append(dst)
         for rel in self.removed:
-            shutil.rmtree(self.root / rel, ignore_errors=True)
+            path = self.root / rel
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
         return done
 
     def cleanup(self) -> None:

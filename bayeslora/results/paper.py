@@ -2,7 +2,10 @@
 
 ``bayeslora-table <exp> --vs-paper`` writes ``<results>/reports/<exp>_vs_paper.{md,csv,png}``:
 
-* **pattern** (:func:`bayeslora.results.paper_table.pattern`), first: what compares across model
+* **the verdicts** (:mod:`bayeslora.results.verdicts`), first: the claims' tally and the rows that
+  do not beat the Prior row on NLL (:mod:`bayeslora.results.floor`), which ``make compare`` also
+  prints;
+* **pattern** (:func:`bayeslora.results.paper_table.pattern`): what compares across model
   scales: per metric and column, each row's change against AdamW (sign, and size relative to
   AdamW's value) beside the paper's, the rows' rank order and Kendall's τ between ours and the
   paper's, with its p;
@@ -13,12 +16,15 @@
   paper's cells that disagree with its other printed numbers beyond rounding (an Average that is not
   the mean of its row, a change that is not IVON − AdamW);
 * **claims** (:mod:`bayeslora.results.claims`): the paper's qualitative claims checked on the
-  reproduced numbers alone.
+  reproduced numbers alone;
+* the figure (:mod:`bayeslora.results.paper_figure`): the pattern's changes from AdamW, ours
+  against the paper's; not written when nothing compares.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -27,17 +33,18 @@ from bayeslora.results.claims import RULE as CLAIMS_RULE
 from bayeslora.results.claims import VERDICTS, check_claims
 from bayeslora.results.cost import COST_RATIO_MAX
 from bayeslora.results.draw import save_figure
+from bayeslora.results.floor import against_floor
 from bayeslora.results.layout import (
     AVERAGE,
     AVERAGE_LABEL,
     BASELINE,
     DATASET_LABELS,
     DATASET_ORDER,
-    METRIC_KEYS,
     fmt,
     metric_info,
 )
 from bayeslora.results.outputs import StagedOutputs
+from bayeslora.results.paper_figure import report_figure
 from bayeslora.results.paper_table import (
     ALPHA,
     DIFFERENT_MODEL,
@@ -52,6 +59,8 @@ from bayeslora.results.paper_table import (
     paper_rows,
     pattern,
 )
+from bayeslora.results.runs import AggregationError
+from bayeslora.results.verdicts import head_markdown, terminal_summary
 
 PATTERN_HEADING = "The pattern beside the paper's"
 ABSOLUTE_HEADING = "Absolute cells (ours − paper)"
@@ -66,13 +75,17 @@ def report_markdown(
     extra_digits: int = 0,
     z_max: float = Z_MAX,
     pattern_tables: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    floor: pd.DataFrame | None = None,
 ) -> str:
-    """The report: the pattern (``pattern_tables`` = :func:`bayeslora.results.paper_table.pattern`'s
-    (rows, ranks); None: none compared), the absolute cells, the lacking cells, the claims."""
+    """The report: first the claims' tally and the rows that do not beat the Prior (``floor`` =
+    :func:`bayeslora.results.floor.against_floor`'s frame; None: not checked), then the pattern
+    (``pattern_tables`` = :func:`bayeslora.results.paper_table.pattern`'s (rows, ranks); None: none
+    compared), the absolute cells, the lacking cells, the claims."""
     n_paper, rows = int(paper["mean"].notna().sum()), paper_rows(paper)
     out = [
         f"# {exp} beside the paper's Table 1",
         "",
+        *head_markdown(claims, floor),
         f"Paper: {PAPER_SOURCE}; numbers from `bayeslora/results/paper_table1.csv` "
         f"({n_paper} of {len(paper)} cells typed in"
         + (
@@ -303,48 +316,10 @@ def _paper_self_check(paper: pd.DataFrame) -> list[str]:
     return [head, "", *lines, ""]
 
 
-def report_figure(cells: pd.DataFrame):
-    """Ours against the paper, one panel per metric (with the y = x line); a note when nothing compares."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(13, 3.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(METRIC_KEYS))
-    comparable = cells[cells.paper.notna()] if len(cells) else cells
-    thr = f"|t| ≤ t_{{{1 - ALPHA / 2:g}}}(df)"
-    for ax, metric in zip(axes, METRIC_KEYS):
-        ax.set_title(metric_info(metric)[0])
-        ax.set_xlabel("paper")
-        ax.set_ylabel("ours")
-        g = comparable[comparable.metric == metric] if len(comparable) else comparable
-        if g.empty:
-            ax.text(0.5, 0.5, "no comparable cells", ha="center", va="center", transform=ax.transAxes)
-            continue
-        judged = g.within_noise.notna()
-        ok = judged & g.within_noise.eq(True)
-        groups = (
-            (ok, "tab:green", thr),
-            (judged & ~ok, "tab:red", "beyond noise"),
-            (~judged, "tab:gray", "different model (not judged)"),
-        )
-        for sel, color, lab in groups:
-            h = g[sel]
-            if len(h):
-                ax.errorbar(
-                    h.paper,
-                    h.ours,
-                    xerr=h.paper_sem.fillna(0),
-                    yerr=h.ours_sem.fillna(0),
-                    fmt="o",
-                    color=color,
-                    label=lab,
-                    ms=4,
-                )
-        lo, hi = float(min(g.paper.min(), g.ours.min())), float(max(g.paper.max(), g.ours.max()))
-        ax.plot([lo, hi], [lo, hi], color="gray", lw=0.8)
-        ax.legend(fontsize=7)
-    return fig
+@dataclass
+class Report:
+    paths: dict[str, Path]  # the staged files: md, csv, and png when something compares
+    verdicts: str  # what ``make compare`` prints (:func:`bayeslora.results.verdicts.terminal_summary`)
 
 
 def write_report(
@@ -356,14 +331,22 @@ def write_report(
     extra_digits: int = 0,
     paper: pd.DataFrame | None = None,
     bench: dict | None = None,
-) -> dict[str, Path]:
+    split: str | None = None,
+) -> Report:
     """Stage ``<stem>.md``, ``.csv`` (the pattern's τ rows and its rows, the cells, then the lacking
-    cells and claims; ``kind`` says which) and ``.png``;
-    ``bench`` (:func:`bayeslora.results.cost.load_bench`) judges the cost claim."""
+    cells and claims; ``kind`` says which) and ``.png`` (only when something compares; an old one is
+    removed otherwise); ``bench`` (:func:`bayeslora.results.cost.load_bench`) judges the cost claim,
+    ``split`` is the split the rows are judged against the Prior on (default: each record's first)."""
     paper = load_paper_table() if paper is None else paper
     cells, lacking, claims = build_report(records, summary, paper, bench)
     rows, ranks = pattern(summary, paper)
-    md = report_markdown(exp, cells, lacking, claims, paper, extra_digits, pattern_tables=(rows, ranks))
+    try:
+        floor = against_floor(records, metrics=("nll",), split=split)
+    except ValueError as e:
+        raise AggregationError(f"the rows against the Prior: {e}") from None
+    md = report_markdown(
+        exp, cells, lacking, claims, paper, extra_digits, pattern_tables=(rows, ranks), floor=floor
+    )
     csv = pd.concat(
         [
             ranks.assign(kind="rank"),
@@ -378,8 +361,12 @@ def write_report(
         "md": out.write_text(f"{stem}.md", md),
         "csv": out.write_text(f"{stem}.csv", csv.to_csv(index=False)),
     }
-    paths["png"] = save_figure(report_figure(cells), out.path(f"{stem}.png"), dpi=120)
-    return paths
+    fig = report_figure(rows)
+    if fig is None:
+        out.remove(f"{stem}.png")
+    else:
+        paths["png"] = save_figure(fig, out.path(f"{stem}.png"), dpi=120)
+    return Report(paths, terminal_summary(exp, claims, floor))
 
 
 def build_report(records: list[dict], summary: pd.DataFrame, paper: pd.DataFrame, bench: dict | None = None):

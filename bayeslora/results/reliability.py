@@ -2,7 +2,8 @@
 
 The seeds' predictions are **pooled** (concatenated as if they were more examples of the same
 split), binned into equal-width confidence bins (lo, hi] as in :mod:`bayeslora.metrics`; bars are
-each bin's accuracy, the dots its mean confidence; the title's ECE is
+each bin's accuracy with its number of examples at its foot, the dots its mean confidence, the
+dashed diagonal perfect calibration (a legend under the panels says so); the title's ECE is
 :func:`bayeslora.metrics.classification_metrics` of the pooled set. Drawn by ``bayeslora-figures`` /
 ``--figures`` as ``reliability_<dataset>_<model>.{png,pdf,csv}``.
 """
@@ -102,15 +103,22 @@ def reliability_data(
 
 
 def plot_reliability(df: pd.DataFrame):
+    """One panel per row: bars = each bin's accuracy, with its number of examples at its foot; dots
+    = each bin's mean confidence; the dashed diagonal = perfect calibration (a figure legend says so)."""
     keys = df[["method", "predictive", "label", "ece", "n_seeds"]].drop_duplicates(["method", "predictive"])
     fig, axes = new_figure(len(keys), width=3.2, height=3.2)
+    handles = []
     for ax, k in zip(axes, keys.itertuples(index=False)):
         b = df[(df.method == k.method) & (df.predictive == k.predictive)]
         width = float((b.hi - b.lo).iloc[0])
         full = b[b["count"] > 0]
-        ax.bar(full.lo + width / 2, full.acc, width=width, edgecolor="k", lw=0.5, color="tab:blue", alpha=0.7)
-        ax.plot(full.lo + width / 2, full.conf, "o", color="tab:red", ms=3, label="mean confidence")
-        ax.plot([0, 1], [0, 1], "--", color="0.4", lw=1)
+        mid = full.lo + width / 2
+        bars = ax.bar(mid, full.acc, width=width, edgecolor="k", lw=0.5, color="tab:blue", alpha=0.7)
+        (dots,) = ax.plot(mid, full.conf, "o", color="tab:red", ms=3)
+        (diag,) = ax.plot([0, 1], [0, 1], "--", color="0.4", lw=1)
+        for x, n in zip(mid, full["count"]):
+            ax.text(x, 0.015, str(int(n)), rotation=90, ha="center", va="bottom", fontsize=5.5)
+        handles = [bars, dots, diag]
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
@@ -118,6 +126,12 @@ def plot_reliability(df: pd.DataFrame):
         ax.set_ylabel("accuracy")
         seeds = f", {k.n_seeds} seeds pooled" if k.n_seeds > 1 else ""
         ax.set_title(f"{k.label}\nECE {100 * k.ece:.2f} %{seeds}", fontsize=9)
+    labels = [
+        "accuracy (bar; its number of examples at its foot)",
+        "mean confidence per bin",
+        "perfect calibration",
+    ]
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     dataset, model = df.dataset.iloc[0], df.model.iloc[0]
     fig.suptitle(f"{DATASET_LABELS.get(dataset, dataset)} [{model}]: reliability")
     return fig

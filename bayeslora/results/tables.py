@@ -246,6 +246,7 @@ class Tables:
     figures: dict[str, pd.DataFrame] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    verdicts: str = ""  # --vs-paper: the claims' tally, the rows on the Prior, the claims
 
 
 def make_tables(
