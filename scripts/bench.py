@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -145,6 +146,20 @@ def bench_training(model_name, data_dir, device, steps, warmup, methods, copies=
     return runs, batches, out
 
 
+def matmul_peak_tflops(device, dtype=torch.bfloat16, n: int = 2048, repeat: int = 5) -> float:
+    """This machine's dense matmul rate (TFLOP/s) in ``dtype`` on the threads set: the best of
+    ``repeat`` n x n products, measured in the same process as the model it is a peak for."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b  # warm-up
+    best = math.inf
+    for _ in range(repeat):
+        t0 = now(device)
+        a @ b
+        best = min(best, now(device) - t0)
+    return 2 * n**3 / best / 1e12
+
+
 def time_call(fn, device, repeat):
     fn()  # warm-up (allocations, lazy initialisation)
     out = []
@@ -174,6 +189,11 @@ def bench_predictives(runs, device, repeat, train_s_per_example, eval_bs=8):
     ctx.sample_chunk = 1
     base = time_call(lambda: preds["map"].predict(ctx, batch), device, repeat)
     results["map_pass_s"] = base
+    # the floor of a forward on a frozen base: ~2 x (base params) FLOPs per processed token
+    model = runs["adamw"].model
+    base_params = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
+    results["map_pass_tokens"] = int(batch["input_ids"].numel())
+    results["map_pass_floor_tflop_per_s"] = 2 * base_params * results["map_pass_tokens"] / base / 1e12
 
     def time_predictive(name, p, c, chunk_size):
         # weight-sampled predictives: one pass per sample vs batched; others (incl. Laplace,
@@ -294,9 +314,11 @@ def to_markdown(report: dict) -> str:
             f"## {model}",
             "",
             *where,
-            "| training step | median s | × AdamW | tokens/step | floor TFLOP/s |",
-            "|---|---|---|---|---|",
+            "| training step | median s | × AdamW | tokens/step | floor TFLOP/s | % of bf16 peak |",
+            "|---|---|---|---|---|---|",
         ]
+        peak = c.get("bf16_matmul_peak_tflop_per_s") if c else None
+        share = lambda x, peak=peak: f"{100 * x / peak:.0f} %" if peak else "–"  # noqa: E731
         for k, v in r["training"].items():
             extra = (
                 f" ({v['ratio_vs_paper_316ms']:.2f}× the paper's 316 ms)"
@@ -305,8 +327,16 @@ def to_markdown(report: dict) -> str:
             )
             lines.append(
                 f"| {k} | {v['median_s']:.4f}{extra} | {v['ratio_vs_adamw']:.3f} | "
-                f"{v['tokens_per_step']:.0f} | {v['floor_tflop_per_s']:.3f} |"
+                f"{v['tokens_per_step']:.0f} | {v['floor_tflop_per_s']:.3f} | {share(v['floor_tflop_per_s'])} |"
             )
+        p = r["predictives"]
+        if peak:
+            lines += [
+                "",
+                f"bf16 matmul peak in the same process: {peak:.3f} TFLOP/s; one `map` pass "
+                f"({p.get('map_pass_tokens', '?')} tokens): {p.get('map_pass_floor_tflop_per_s', float('nan')):.3f} "
+                f"floor TFLOP/s = {share(p.get('map_pass_floor_tflop_per_s', float('nan')))} of it",
+            ]
         lines += [
             "",
             f"one `map` pass (batch 8): {r['predictives']['map_pass_s']:.4f} s; Laplace fit / training on "
@@ -422,7 +452,8 @@ def main() -> None:
         if model_name != "tiny" and data_dir is None:
             print(f"skip {model_name}: no data folder")
             continue
-        print(f"== {model_name}: training steps", flush=True)
+        peak = matmul_peak_tflops(device)
+        print(f"== {model_name}: bf16 matmul peak here {peak:.3f} TFLOP/s; training steps", flush=True)
         methods = args.methods.split(",")
         runs, _, training = bench_training(
             model_name, data_dir, device, args.steps, args.warmup, methods, args.copies
@@ -443,6 +474,7 @@ def main() -> None:
             "predictives": preds,
             "memory": peak_memory_mb(device),
             "conditions": {
+                "bf16_matmul_peak_tflop_per_s": peak,
                 "machine": machine,
                 "dataset": bench_dataset(model_name),
                 "steps": args.steps,
