@@ -1,6 +1,15 @@
 """Metric loggers: local CSV history (always on) and an optional W&B mirror.
 
-Both implement ``log(metrics, step)``, ``summary(metrics)`` and ``close(ok)``.
+Both implement ``log(metrics, step)``, ``summary(metrics)`` and ``close(ok)``. ``summary`` gets the
+run's final metrics of every evaluation split (``final/<split>/<predictive>/<metric>``, from the
+runner); besides the W&B summary, they go into the history with the next ``log`` call's step (the
+runner's final log, at the last step) or, if none comes, at ``close``: so the history holds every
+split's final metrics, the shifted and OOD splits too, not only the first split's
+``final/<predictive>/<metric>``.
+
+W&B files go under ``<scratch>/wandb`` (``conf/logger/wandb.yaml``: ``${paths.scratch_dir}/wandb``;
+W&B adds a ``wandb/`` folder of its own), for the training runs and for ``bayeslora-table --wandb``
+alike (:func:`wandb_dir`); docs/outputs.md says how to sync offline runs.
 """
 
 from __future__ import annotations
@@ -18,10 +27,43 @@ from bayeslora.records import HISTORY_FILE
 log = logging.getLogger(__name__)
 
 
-class CSVLogger:
-    """Appends one row per ``log`` call to ``history.csv`` (long form: step, key, value)."""
+def wandb_dir() -> Path:
+    """``<scratch>/wandb``, the scratch folder resolved as ``conf/paths/default.yaml`` does
+    ($BAYESLORA_SCRATCH, else $BAYESLORA_ROOT/scratch, else ./scratch): where the training runs'
+    W&B files go (``conf/logger/wandb.yaml``) and so where ``bayeslora-table --wandb`` puts its own."""
+    scratch = os.environ.get("BAYESLORA_SCRATCH") or str(
+        Path(os.environ.get("BAYESLORA_ROOT") or ".") / "scratch"
+    )
+    return Path(scratch) / "wandb"
+
+
+class _FinalInHistory:
+    """``summary`` numbers held until the next ``log`` (logged with its step) or ``close``."""
+
+    _pending: dict[str, Any] | None = None
+    _step: int = 0
+
+    def _with_pending(self, metrics: dict[str, Any], step: int) -> dict[str, Any]:
+        self._step = step
+        if not self._pending:
+            return dict(metrics)
+        merged, self._pending = {**self._pending, **metrics}, None
+        return merged
+
+    def _hold(self, metrics: dict[str, Any]) -> None:
+        self._pending = {**(self._pending or {}), **metrics}
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.log({}, self._step)
+
+
+class CSVLogger(_FinalInHistory):
+    """Appends one row per ``log`` call to ``history.csv`` (long form: step, key, value); the
+    ``summary`` (every split's final metrics) joins the next ``log`` call's rows."""
 
     def __init__(self, run_dir: Path, resume_step: int | None = None):
+        self._step = int(resume_step or 0)
         self.path = Path(run_dir) / HISTORY_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
@@ -37,18 +79,19 @@ class CSVLogger:
     def log(self, metrics: dict[str, float], step: int) -> None:
         with self.path.open("a", newline="") as fh:
             w = csv.writer(fh)
-            for k, v in metrics.items():
+            for k, v in self._with_pending(metrics, step).items():
                 w.writerow([step, k, repr(float(v))])
 
     def summary(self, metrics: dict[str, Any]) -> None:
-        pass
+        self._hold(metrics)
 
     def close(self, ok: bool) -> None:
-        pass
+        self._flush()
 
 
-class WandbLogger:
-    """One W&B run per training run; all seeds of one config share ``group``."""
+class WandbLogger(_FinalInHistory):
+    """One W&B run per training run; all seeds of one config share ``group``. The ``summary``
+    (every split's final metrics) is the run's W&B summary and joins the next ``log`` call."""
 
     def __init__(
         self,
@@ -86,14 +129,18 @@ class WandbLogger:
         )
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        self.run.log(dict(metrics), step=step)
+        self.run.log(self._with_pending(metrics, step), step=step)
 
     def summary(self, metrics: dict[str, Any]) -> None:
         for k, v in metrics.items():
             self.run.summary[k] = v
+        self._hold(metrics)
 
     def close(self, ok: bool) -> None:
-        self.run.finish(exit_code=0 if ok else 1)
+        try:
+            self._flush()
+        finally:
+            self.run.finish(exit_code=0 if ok else 1)
 
 
 def instantiate_loggers(logger_cfg, config: dict[str, Any], run_id: str) -> list:
@@ -139,7 +186,8 @@ def upload_to_wandb(
     config: dict | None = None,
 ) -> None:
     """Tables (and figures) of ``bayeslora-table`` as W&B artifacts; the mode comes from
-    ``WANDB_MODE`` (online, offline, disabled). The run is always finished."""
+    ``WANDB_MODE`` (online, offline, disabled), the folder from ``WANDB_DIR``, else
+    :func:`wandb_dir`. The run is always finished."""
     try:
         import wandb
     except ImportError:
@@ -152,10 +200,13 @@ def upload_to_wandb(
     run, ok = None, False
     try:
         # mode and folder are read from the environment now: wandb ignores later changes to it
-        # once a session has started in this process
+        # once a session has started in this process. The folder: $WANDB_DIR, else the training
+        # runs' (<scratch>/wandb), never ./wandb
+        folder = Path(os.environ.get("WANDB_DIR") or wandb_dir())
+        folder.mkdir(parents=True, exist_ok=True)
         run = wandb.init(
             mode=mode,
-            dir=os.environ.get("WANDB_DIR") or None,
+            dir=str(folder),
             project=project,
             entity=entity,
             job_type="aggregate",
