@@ -53,6 +53,7 @@ class CheckError(ConfigError):
 def check(cfg: DictConfig):
     """Everything that can be checked before the model loads; returns the adapter (or None)."""
     from bayeslora.adapters import adapter_method_class, read_adapter
+    from bayeslora.checks import check_data, check_model
     from bayeslora.contracts import DESCRIPTIONS, GaussianPosterior, missing
     from bayeslora.predictives import build_predictive
     from bayeslora.schema import validate
@@ -99,6 +100,8 @@ def check(cfg: DictConfig):
                 f"does not have; its rows come from a training run (bayeslora.train {example})"
             )
     validate(cfg)
+    check_model(cfg)  # a GGUF model's quantization, local model paths
+    check_data(cfg)  # data files and folders
     return spec
 
 

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from bayeslora import checkpoint
 from bayeslora import metrics as M
 from bayeslora.checkpoint import load_trainable_state, rng_state, set_rng_state, trainable_state
+from bayeslora.checks import swag_schedules
 from bayeslora.config import require_composed
 from bayeslora.data import TaskData, build_task, eval_batches
 from bayeslora.errors import BayesLoraError, TrainingDivergedError
@@ -182,8 +183,14 @@ def setup(
 ) -> Run:
     """Seed everything; the model (``load_model``: by default the base model with a fresh LoRA
     adapter from the model config), the task, the method set up for ``trainer.max_steps`` steps, the
-    evaluation context and the method's predictives bound to it. Fills the record's data fields."""
+    evaluation context and the method's predictives bound to it. Fills the record's data fields.
+    Logs what it derives (a SWAG schedule that did not fit the run)."""
     record = record if record is not None else new_record(cfg, config_hash(cfg))
+    patch, derived = swag_schedules(cfg)  # a file's SWAG start after a short run's last step
+    if patch:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in patch.items()]))
+        for line in derived:
+            log.info("%s", line)
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     device = device if device is not None else resolve_device(cfg.trainer.device)
@@ -388,7 +395,7 @@ def provenance(device: torch.device, started: datetime, t_start: float) -> dict[
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate and record one run; returns the record as a dict. The entry points check
-    ``cfg`` first (:func:`bayeslora.schema.validate`); a caller of ``run`` should too."""
+    ``cfg`` first (:func:`bayeslora.checks.preflight`); a caller of ``run`` should too."""
     run_dir = Path(cfg.run_dir)
     chash = config_hash(cfg)
     done = should_skip(run_dir, chash, cfg.overwrite)

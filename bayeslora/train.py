@@ -2,8 +2,9 @@
 
 Only composes the config and calls :func:`bayeslora.runner.run`; user errors become one line on
 stderr and a non-zero exit. Before Hydra starts (and writes anything), :func:`cli` reads ``.env``,
-refuses secret-looking overrides and checks the composed config (:mod:`bayeslora.schema`): bad input
-exits with status 2 in a few seconds, before any model loads; errors during the run exit with 1.
+refuses secret-looking overrides and checks the composed config (:func:`bayeslora.checks.preflight`:
+types and ranges, data files, model paths, what the method serves): bad input exits with status 2
+in a few seconds, before any model loads and with no run folder; errors during the run exit with 1.
 """
 
 from __future__ import annotations
@@ -27,15 +28,15 @@ _PRECHECKED = False
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from bayeslora.checks import preflight
     from bayeslora.runner import run
-    from bayeslora.schema import validate
     from bayeslora.utils.secrets import install_log_filter, scrub
 
     install_log_filter()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         if not _PRECHECKED:  # a sweep's jobs (cli checked each swept value), or main() called alone
-            validate(cfg)
+            preflight(cfg)
     except BayesLoraError as e:
         if multirun:
             log.error("job refused: %s", scrub(str(e)))
@@ -160,9 +161,9 @@ def precheck(overrides: list[str], multirun: bool, config_dir: str | None = None
     """Compose the config of the run (of each value of a sweep) and validate it, turning Hydra's
     composition errors (unknown option or key, bad override syntax) into one-line ConfigErrors."""
 
+    from bayeslora.checks import preflight
     from bayeslora.config import compose_config
     from bayeslora.errors import ConfigError
-    from bayeslora.schema import validate
 
     try:
         variants = sweep_variants(overrides) if multirun else [overrides]
@@ -173,7 +174,7 @@ def precheck(overrides: list[str], multirun: bool, config_dir: str | None = None
             cfg = compose_config(job, config_dir=config_dir)
         except Exception as e:  # Hydra's composition and override-parsing errors
             raise ConfigError(one_line(e)) from None
-        validate(cfg)  # also refuses secret-looking keys, e.g. from conf/local/
+        preflight(cfg)  # also refuses secret-looking keys, e.g. from conf/local/
 
 
 # keys users reach for that are not in the config, and what to write instead (Hydra's own advice,

@@ -48,15 +48,20 @@ def test_submitit_local_two_job_multirun(tmp_path):
 
 @pytest.mark.slow
 def test_failing_job_does_not_stop_the_sweep_and_relaunch_redoes_nothing_finished(tmp_path):
-    missing = tmp_path / "no-data"
-    args = ["-m", *FAST, "dataset=synthetic,arc_c", f"paths.data_dir={missing}"]
+    # ARC-C's files exist (a missing folder is refused before the sweep starts) but hold no row:
+    # a failure only the job can find
+    data = tmp_path / "data"
+    (data / "ai2_arc/ARC-Challenge").mkdir(parents=True)
+    for split in ("train", "validation"):
+        (data / "ai2_arc/ARC-Challenge" / f"{split}.jsonl").write_text("")
+    args = ["-m", *FAST, "dataset=synthetic,arc_c", f"paths.data_dir={data}"]
     first = _train(args, tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     root = tmp_path / "results/runs/debug"
     recs = _records(root)
     assert recs["synthetic/tiny/adamw/seed=21"]["status"] == "success"
     failed = recs["arc_c/tiny/adamw/seed=21"]
-    assert failed["status"] == "failed" and "does not exist" in failed["error"] and failed["metrics"] == {}
+    assert failed["status"] == "failed" and "is empty" in failed["error"] and failed["metrics"] == {}
     assert "1 failed, 1 success" in first.stderr + first.stdout
     done = root / "synthetic/tiny/adamw/seed=21/metrics.json"
     mtime = done.stat().st_mtime_ns

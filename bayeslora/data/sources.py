@@ -94,14 +94,22 @@ class HubSource:
             raise DataError(f"split {split!r} of {self.describe(split)} is empty")
         return rows
 
-    def _local(self, split: str) -> list[dict]:
+    def check(self, splits: list[str]) -> None:
+        """Without reading a row: the local folder and the file of each split exist (from the hub:
+        nothing to check before loading)."""
+        if self.data_dir is None:
+            return
         root = Path(self.data_dir)
         if not root.is_dir():
             raise DataError(f"data folder {root} does not exist (set BAYESLORA_DATA_DIR or paths.data_dir)")
-        file = self._local_file(split)
-        if not file.is_file():
-            raise DataError(f"missing data file {file}")
-        return read_rows(file)
+        for split in splits:
+            file = self._local_file(split)
+            if not file.is_file():
+                raise DataError(f"missing data file {file} (split {split!r})")
+
+    def _local(self, split: str) -> list[dict]:
+        self.check([split])
+        return read_rows(self._local_file(split))
 
     def _hub(self, split: str) -> list[dict]:
         import datasets
@@ -140,10 +148,16 @@ class FileSource:
     def describe(self, split: str) -> str:
         return str(self._file(split)) if split in self.files else f"FileSource split {split!r}"
 
+    def check(self, splits: list[str]) -> None:
+        """Without reading a row: each split has a file, and it exists."""
+        for split in splits:
+            file = self._file(split)
+            if not file.is_file():
+                raise DataError(f"missing data file {file} (split {split!r})")
+
     def rows(self, split: str) -> list[dict]:
+        self.check([split])
         file = self._file(split)
-        if not file.is_file():
-            raise DataError(f"missing data file {file}")
         rows = read_rows(file)
         if not rows:
             raise DataError(f"split {split!r} of {file} is empty")
