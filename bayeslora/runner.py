@@ -35,11 +35,20 @@ from bayeslora.checkpoint import load_trainable_state, rng_state, set_rng_state,
 from bayeslora.checks import swag_schedules
 from bayeslora.config import require_composed
 from bayeslora.data import TaskData, build_task, eval_batches
+from bayeslora.data.report import data_line
 from bayeslora.errors import BayesLoraError, TrainingDivergedError
 from bayeslora.loggers import CSVLogger, flatten, instantiate_loggers
 from bayeslora.models import build_model, lora_parameters
 from bayeslora.predictives import EvalContext, Predictive, build_predictive
-from bayeslora.records import RunRecord, config_hash, git_info, package_versions, should_skip, write_record
+from bayeslora.records import (
+    RECORD_FILE,
+    RunRecord,
+    config_hash,
+    git_info,
+    package_versions,
+    should_skip,
+    write_record,
+)
 from bayeslora.utils.device import peak_memory_mb, resolve_device
 from bayeslora.utils.instantiate import instantiate
 from bayeslora.utils.secrets import scrub
@@ -184,7 +193,7 @@ def setup(
     """Seed everything; the model (``load_model``: by default the base model with a fresh LoRA
     adapter from the model config), the task, the method set up for ``trainer.max_steps`` steps, the
     evaluation context and the method's predictives bound to it. Fills the record's data fields.
-    Logs what it derives (a SWAG schedule that did not fit the run)."""
+    Logs what it derives (a SWAG schedule that did not fit the run) and one line on the data."""
     record = record if record is not None else new_record(cfg, config_hash(cfg))
     patch, derived = swag_schedules(cfg)  # a file's SWAG start after a short run's last step
     if patch:
@@ -204,6 +213,7 @@ def setup(
         cfg.eval.ood,
         cfg.trainer.get("max_train_examples"),
     )
+    log.info("%s", data_line(task, int(cfg.trainer.max_steps), int(cfg.trainer.batch_size)))
     record.n_train = len(task.train)
     record.n_eval = {k: len(v) for k, v in task.evals.items()}
     record.eval_split = list(task.evals)[0]
@@ -395,8 +405,10 @@ def provenance(device: torch.device, started: datetime, t_start: float) -> dict[
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate and record one run; returns the record as a dict. The entry points check
-    ``cfg`` first (:func:`bayeslora.checks.preflight`); a caller of ``run`` should too."""
+    ``cfg`` first (:func:`bayeslora.checks.preflight`); a caller of ``run`` should too. Logs the run
+    folder first and the record's path last."""
     run_dir = Path(cfg.run_dir)
+    log.info("run folder: %s", run_dir)
     chash = config_hash(cfg)
     done = should_skip(run_dir, chash, cfg.overwrite)
     if done is not None:
@@ -445,6 +457,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 lg.close(ok)
             except Exception:  # closing must never hide the real error
                 log.exception("closing logger %s failed", type(lg).__name__)
+        log.info("record: %s (%s)", run_dir / RECORD_FILE, record.status)
     return record.to_dict()
 
 

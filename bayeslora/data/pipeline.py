@@ -8,15 +8,21 @@ evaluation batches are bucketed by length and the original order is restored in 
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from bayeslora.data.templates import get_template
+from bayeslora.data.templates import get_template, skip_reason
 from bayeslora.errors import ConfigError, DataError, TokenizerError
 from bayeslora.utils.instantiate import instantiate
+
+log = logging.getLogger(__name__)
+# A share of the prompt tokens above this that are the tokenizer's unknown token is a warning.
+UNK_WARN = 0.05
 
 
 @dataclass
@@ -42,15 +48,40 @@ class TaskData:
     pad_id: int
     # split -> where it was read from (and the passage form, where the source says)
     sources: dict[str, dict[str, str]] | None = None
+    # split -> what the pipeline did to its rows (kept, dropped and why, capped, truncated, <unk>)
+    report: dict[str, SplitReport] | None = None
+    # the tokens the class words read (e.g. '▁A'), in class order
+    class_tokens: list[str] | None = None
 
 
-def load_examples(dataset_cfg, split: str, source=None) -> list[tuple[str, int]]:
-    """Rows of ``split`` rendered with the dataset's template; filtered rows are dropped. A row the
-    template cannot render is one error naming the dataset, the split and the row (0-based index)."""
+@dataclass
+class SplitReport:
+    """What the pipeline did to one split: ``rows`` read, those the template ``dropped`` (reason ->
+    count), those past the cap (``capped`` by ``cap_key``), those ``truncated`` to ``max_length``,
+    and the prompts' ``tokens`` of which ``unk_tokens`` are the unknown token."""
+
+    rows: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    capped: int = 0
+    cap_key: str = ""
+    truncated: int = 0
+    max_length: int = 0
+    tokens: int = 0
+    unk_tokens: int = 0
+
+
+def load_examples(
+    dataset_cfg, split: str, source=None, report: SplitReport | None = None
+) -> list[tuple[str, int]]:
+    """Rows of ``split`` rendered with the dataset's template; filtered rows are dropped (counted by
+    reason in ``report``). A row the template cannot render is one error naming the dataset, the
+    split and the row (0-based index)."""
     source = source if source is not None else instantiate(dataset_cfg.source)
     name, classes = dataset_cfg.get("name", "?"), list(dataset_cfg.classes)
     template = get_template(dataset_cfg.template, name, classes)
     rows = source.rows(split)
+    dropped: Counter[str] = Counter()
     examples = []
     for i, row in enumerate(rows):
         where = f"dataset {name!r}, split {split!r} ({source.describe(split)}), row {i}"
@@ -63,10 +94,13 @@ def load_examples(dataset_cfg, split: str, source=None) -> list[tuple[str, int]]
                 f"{where}: no column {e.args[0]!r} (the row has: {', '.join(map(str, row))})"
             ) from None
         if ex is None:
+            dropped[skip_reason(template, row)] += 1
             continue
         if not 0 <= ex[1] < len(classes):
             raise DataError(f"{where}: label {ex[1]} out of range for classes {classes}")
         examples.append(ex)
+    if report is not None:
+        report.rows, report.kept, report.dropped = len(rows), len(examples), dict(dropped)
     if not examples:
         raise DataError(f"split {split!r} of {source.describe(split)} has no usable examples")
     return examples
@@ -128,6 +162,37 @@ def encode_prompts(tokenizer, name: str, examples, max_length: int) -> EncodedSp
     )
 
 
+def _split(
+    tokenizer, dataset_cfg, split: str, source, max_length: int, cap: int | None, cap_key: str, name=None
+):
+    """``split`` loaded, capped at ``cap`` examples and encoded, with its :class:`SplitReport`; a
+    high unknown-token rate in its prompts is a warning."""
+    report = SplitReport(max_length=max_length, cap_key=cap_key)
+    examples = load_examples(dataset_cfg, split, source, report)
+    if cap is not None and len(examples) > cap:
+        report.capped, examples = len(examples) - cap, examples[:cap]
+    name = name or split
+    encoded = encode_prompts(tokenizer, name, examples, max_length)
+    report.kept = len(encoded)
+    at_limit = [p for p, x in zip(encoded.prompts, encoded.input_ids) if len(x) >= max_length]
+    if at_limit:  # those the truncation cut (a prompt of exactly max_length tokens was not)
+        full = tokenizer(at_limit, truncation=False, padding=False)["input_ids"]
+        report.truncated = sum(len(x) > max_length for x in full)
+    report.tokens = encoded.n_tokens()
+    unk = tokenizer.unk_token_id  # prompts are not padded: every such id is an unknown piece of text
+    if unk is not None:
+        report.unk_tokens = sum(x.count(unk) for x in encoded.input_ids)
+    if report.tokens and report.unk_tokens > UNK_WARN * report.tokens:
+        log.warning(
+            "%s: %.0f %% of the prompt tokens are the unknown token %r (words tokenizer %r does not know)",
+            name,
+            100 * report.unk_tokens / report.tokens,
+            tokenizer.unk_token,
+            _tokenizer_name(tokenizer),
+        )
+    return encoded, report
+
+
 def build_task(
     dataset_cfg,
     tokenizer,
@@ -145,31 +210,48 @@ def build_task(
     except TokenizerError as e:
         raise TokenizerError(f"dataset {dataset_cfg.get('name', '?')!r}: {e}") from None
     source = instantiate(dataset_cfg.source)
-    train_examples = load_examples(dataset_cfg, dataset_cfg.train_split, source)
-    if max_train_examples is not None:
-        train_examples = train_examples[:max_train_examples]
-    train = encode_prompts(tokenizer, dataset_cfg.train_split, train_examples, max_length)
-    sources = {dataset_cfg.train_split: _provenance(source, dataset_cfg.train_split)}
+    train_split = dataset_cfg.train_split
+    train_cap = "trainer.max_train_examples"
+    train, train_report = _split(
+        tokenizer, dataset_cfg, train_split, source, max_length, max_train_examples, train_cap
+    )
+    report = {train_split: train_report}
+    sources = {train_split: _provenance(source, train_split)}
     evals = {}
     for split in dataset_cfg.eval_splits:
         sources[split] = _provenance(source, split)
-        examples = load_examples(dataset_cfg, split, source)
-        if max_eval_examples is not None:
-            examples = examples[:max_eval_examples]
-        evals[split] = encode_prompts(tokenizer, split, examples, max_length)
+        evals[split], report[split] = _split(
+            tokenizer, dataset_cfg, split, source, max_length, max_eval_examples, "eval.max_examples"
+        )
     for name, ocfg in (ood or {}).items():
         if list(ocfg.classes) != list(dataset_cfg.classes):
             raise ConfigError(
                 f"OOD set {name!r} has classes {list(ocfg.classes)}, the training dataset "
                 f"{dataset_cfg.name!r} has {list(dataset_cfg.classes)}; they must match"
             )
-        split = ocfg.eval_splits[0]
-        examples = load_examples(ocfg, split, instantiate(ocfg.source))
-        if max_eval_examples is not None:
-            examples = examples[:max_eval_examples]
-        evals[f"{name}:{split}"] = encode_prompts(tokenizer, f"{name}:{split}", examples, max_length)
-        sources[f"{name}:{split}"] = _provenance(instantiate(ocfg.source), split)
-    return TaskData(train, evals, list(dataset_cfg.classes), class_ids, tokenizer.pad_token_id, sources)
+        split, key = ocfg.eval_splits[0], f"{name}:{ocfg.eval_splits[0]}"
+        evals[key], report[key] = _split(
+            tokenizer,
+            ocfg,
+            split,
+            instantiate(ocfg.source),
+            max_length,
+            max_eval_examples,
+            "eval.max_examples",
+            key,
+        )
+        sources[key] = _provenance(instantiate(ocfg.source), split)
+    class_tokens = [str(t) for t in tokenizer.convert_ids_to_tokens(class_ids)]
+    return TaskData(
+        train,
+        evals,
+        list(dataset_cfg.classes),
+        class_ids,
+        tokenizer.pad_token_id,
+        sources,
+        report,
+        class_tokens,
+    )
 
 
 def _provenance(source, split: str) -> dict[str, str]:

@@ -317,3 +317,18 @@ def get_template(
         raise ConfigError(
             f"unknown prompt template {spec!r}; known: {sorted(TEMPLATES)}, or a mapping (prompt, label, ...)"
         ) from None
+
+
+def skip_reason(template: Callable, row: Mapping) -> str:
+    """Why ``template`` left ``row`` out (it returned None), in a few words."""
+    choices = getattr(template, "choices", None)
+    try:
+        if isinstance(template, YamlTemplate) and choices is not None:
+            col = choices["column"]
+            texts = _column(row, col) if isinstance(col, str) else [_column(row, x) for x in col]
+            return f"{len(texts)} choices, dataset expects {len(choices['letters'])} (other_counts: skip)"
+        if template in (arc, obqa):
+            return f"{len(row['choices']['label'])} choices, template {template.__name__!r} takes 4"
+    except (DataError, KeyError, TypeError):
+        pass
+    return "left out by the template"
