@@ -4,6 +4,7 @@ new text, the tests that cover the file; "MAIN" = test_evaluate's fast tests and
 
 # ruff: noqa: E501
 CL = "bayeslora/results/claims.py"
+IV = "bayeslora/results/intervals.py"  # the statistics moved out of claims.py
 PT = "bayeslora/results/paper_table.py"
 EV = "bayeslora/evaluate.py"
 AD = "bayeslora/adapters.py"
@@ -18,7 +19,7 @@ M = [
     # id, file, function, description, old, new, tests
     (
         "C1",
-        CL,
+        IV,
         "combine_paired",
         "drop the between-seed variance term",
         "((boot, math.inf), (seeds, float(s - 1))),",
@@ -27,7 +28,7 @@ M = [
     ),
     (
         "C2",
-        CL,
+        IV,
         "combine_paired",
         "bootstrap variance ddof 1 -> 0",
         "np.var(reps, ddof=1)",
@@ -36,7 +37,7 @@ M = [
     ),
     (
         "C3",
-        CL,
+        IV,
         "combine_paired",
         "between-seed variance ddof 1 -> 0",
         "np.var(d, ddof=1)",
@@ -45,7 +46,7 @@ M = [
     ),
     (
         "C4",
-        CL,
+        IV,
         "Estimate.interval",
         "normal quantile instead of t(df)",
         "else stats.t.ppf(1 - alpha / 2, df))",
@@ -54,7 +55,7 @@ M = [
     ),
     (
         "C5",
-        CL,
+        IV,
         "judge",
         "'holds' on lo >= 0 instead of lo > 0",
         "return HOLDS if lo > 0 else",
@@ -63,7 +64,7 @@ M = [
     ),
     (
         "C6",
-        CL,
+        IV,
         "judge",
         "comparable: worse-direction swapped (higher-is-better branches exchanged)",
         "w_lo, w_hi = (-hi, -lo) if HIGHER_IS_BETTER[metric] else (lo, hi)",
@@ -72,7 +73,7 @@ M = [
     ),
     (
         "C7",
-        CL,
+        IV,
         "average_of",
         "variance / D instead of / D^2",
         "terms = tuple((v / k**2, df)",
@@ -81,7 +82,7 @@ M = [
     ),
     (
         "C8",
-        CL,
+        IV,
         "Estimate.df",
         "drop the isfinite(df) filter in Welch-Satterthwaite denominator",
         "den = sum(v * v / df for v, df in self.terms if math.isfinite(df))",
@@ -90,7 +91,7 @@ M = [
     ),
     (
         "C9",
-        CL,
+        IV,
         "between_seed",
         "df n instead of n - 1",
         "terms = ((ours_sem**2, float(n_ours - 1)), (other_sem**2, float(n_other - 1)))",
@@ -108,7 +109,7 @@ M = [
     ),
     (
         "C11",
-        CL,
+        IV,
         "resample_indices",
         "off-by-one: never resamples the last example",
         "integers(0, n, size=(n_boot, n))",
