@@ -174,7 +174,7 @@ def precheck(overrides: list[str], multirun: bool, config_dir: str | None = None
             cfg = compose_config(job, config_dir=config_dir)
         except Exception as e:  # Hydra's composition and override-parsing errors
             raise ConfigError(one_line(e)) from None
-        preflight(cfg)  # also refuses secret-looking keys, e.g. from conf/local/
+        preflight(cfg, config_dir)  # also refuses secret-looking keys, e.g. from conf/local/
 
 
 # keys users reach for that are not in the config, and what to write instead (Hydra's own advice,

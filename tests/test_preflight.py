@@ -143,6 +143,19 @@ def test_a_bad_value_from_an_auto_selected_file_is_named_with_the_file(compose, 
     assert "conf/method_dataset/ivon_synthetic.yaml" in str(e.value)
 
 
+@pytest.mark.slow
+def test_a_bad_value_from_an_auto_selected_file_in_config_dir_is_named_with_it(tmp_path):
+    conf = tmp_path / "my_conf"
+    (conf / "method_model").mkdir(parents=True)  # a pair conf/ does not ship: ivon_tiny
+    (conf / "method_model" / "ivon_tiny.yaml").write_text("# @package _global_\nmethod:\n  ess: 0\n")
+    args = ["--config-dir", str(conf), "model=tiny", "dataset=synthetic", "method=ivon", "debug=fast"]
+    out = _python(["-m", "bayeslora.train", *args], cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    line = out.stderr.strip()
+    assert "invalid method.ess=0" in line and f"(set in {conf / 'method_model' / 'ivon_tiny.yaml'})" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_conf"]
+
+
 # -- the first short run --------------------------------------------------------------------------
 
 
