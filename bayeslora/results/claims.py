@@ -35,6 +35,7 @@ import pandas as pd
 import yaml
 
 from bayeslora.results.cost import cost_claims
+from bayeslora.results.fit import NOT_EVIDENCE, unfit_methods
 
 # the floor's names, re-exported: scripts/mini_report.py and older callers import them from here
 from bayeslora.results.floor import (  # noqa: F401
@@ -73,7 +74,20 @@ from bayeslora.results.tables import column_labels
 COMPARABLE_MARGIN = 0.10  # "comparable": IVON worse by less than 10 % of the comparator's value
 # how closely preds.npz must reproduce metrics.json before the claims use it (float64 either way)
 _RTOL, _ATOL = 1e-9, 1e-12
-COLUMNS = ["model", "claim", "text", "column", "verdict", "interval", "evidence", "estimate", "lo", "hi"]
+# fit: "" or NOT_EVIDENCE with why (a row of the claim comes from a run that did not fit: results/fit.py)
+COLUMNS = [
+    "model",
+    "claim",
+    "text",
+    "column",
+    "verdict",
+    "interval",
+    "evidence",
+    "estimate",
+    "lo",
+    "hi",
+    "fit",
+]
 RULE = (
     "Each claim is judged on the 95 % interval of ours − other (displayed units): **holds** when the "
     "interval lies on the claimed side of 0, **contradicted** when it lies on the other side, "
@@ -287,6 +301,7 @@ def check_claims(
     labels = column_labels(base_rows(summary))
     idx = {(r.model, r.dataset, r.predictive, r.metric): r for r in ours.itertuples(index=False)}
     runs = _Runs(records, summary, paper, n_boot)
+    unfit = unfit_methods(records or [])
     rows = []
     for model in sorted(set(ours.model)):
         columns = sorted({d for (mo, d, _, _) in idx if mo == model}, key=lambda d: (dataset_rank(d), d))
@@ -298,10 +313,23 @@ def check_claims(
                     est, why = _average(idx, model, datasets, c, found, labels)
                 else:
                     est, why = found[d]
-                rows.append([model, c.id, c.text, labels.get(d, d), *_row(c, est, why, alpha)])
+                fit = _fit_mark(unfit, runs.method, model, datasets if d == AVERAGE else [d], c, labels)
+                rows.append([model, c.id, c.text, labels.get(d, d), *_row(c, est, why, alpha), fit])
     for model, cid, text, col, verdict, evidence in cost_claims(records or [], bench):
-        rows.append([model, cid, text, col, verdict, "– (one bench ratio)", evidence, *[math.nan] * 3])
+        rows.append([model, cid, text, col, verdict, "– (one bench ratio)", evidence, *[math.nan] * 3, ""])
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _fit_mark(unfit: dict, method_of: dict, model: str, datasets: list[str], c: Claim, labels: dict) -> str:
+    """NOT_EVIDENCE and why, when a row of the claim in these columns comes from a run that did not fit."""
+    why = []
+    for pred in (c.ours, c.other):
+        method = method_of.get(pred)
+        for d in datasets:
+            if (model, d, method) in unfit:
+                where = f" on {labels.get(d, d)}" if len(datasets) > 1 else ""
+                why.append(f"{method}{where}: {unfit[(model, d, method)]}")
+    return f"{NOT_EVIDENCE} ({'; '.join(dict.fromkeys(why))})" if why else ""
 
 
 def _estimate(idx: dict, runs: _Runs, model: str, d: str, c: Claim) -> tuple[Estimate | None, str]:

@@ -33,6 +33,7 @@ from bayeslora.results.claims import RULE as CLAIMS_RULE
 from bayeslora.results.claims import VERDICTS, check_claims
 from bayeslora.results.cost import COST_RATIO_MAX
 from bayeslora.results.draw import save_figure
+from bayeslora.results.fit import NOT_EVIDENCE
 from bayeslora.results.floor import against_floor
 from bayeslora.results.layout import (
     AVERAGE,
@@ -220,7 +221,11 @@ def report_markdown(
         for r in claims.itertuples(index=False):
             name = f"{r.text} [{r.model}]" if multi else r.text
             v = r.verdict if r.verdict != "contradicted" else "**contradicted**"
-            out.append(f"| {name} | {r.column} | {v} | {r.interval} | {r.evidence} |")
+            fit = getattr(r, "fit", "") or ""
+            if fit:
+                v += f" — *{NOT_EVIDENCE}*"
+            ev = f"{r.evidence}; {fit}" if fit else r.evidence
+            out.append(f"| {name} | {r.column} | {v} | {r.interval} | {ev} |")
         counts = claims.verdict.value_counts()
         out += [
             "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bayeslora.results.fit import NOT_EVIDENCE
 from bayeslora.results.floor import BEATS
 from bayeslora.results.intervals import VERDICTS
 from bayeslora.results.layout import DATASET_LABELS, dataset_rank
@@ -29,7 +30,16 @@ def tally(claims: pd.DataFrame) -> str:
     if claims.empty:
         return NO_CLAIMS
     counts = claims.verdict.value_counts()
-    return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
+    out = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
+    if "fit" in claims:
+        marked = claims[claims.fit.fillna("").astype(bool)]
+        if len(marked):
+            held = int((marked.verdict == VERDICTS[0]).sum())
+            out += (
+                f"; {len(marked)} of these rest on a run that did not fit ({NOT_EVIDENCE})"
+                f"{f', {held} of the holds among them' if held else ''}"
+            )
+    return out
 
 
 def not_beating_prior(floor: pd.DataFrame | None) -> list[str] | None:
@@ -81,5 +91,6 @@ def terminal_summary(exp: str, claims: pd.DataFrame, floor: pd.DataFrame | None)
         out += ["", "| claim | column | verdict | 95 % interval |", "|---|---|---|---|"]
         for r in claims.itertuples(index=False):
             name = f"{r.text} [{r.model}]" if multi else r.text
-            out.append(f"| {name} | {r.column} | {r.verdict} | {r.interval} |")
+            mark = f" — {NOT_EVIDENCE}" if getattr(r, "fit", "") else ""
+            out.append(f"| {name} | {r.column} | {r.verdict}{mark} | {r.interval} |")
     return "\n".join(out) + "\n"
