@@ -103,7 +103,11 @@ def _baselines(records: list[dict]) -> dict[tuple[str, str], tuple[float, str]]:
             continue
         metrics = r.get("metrics") or {}
         best = max(
-            ((float(metrics[k]["acc"]), r["labels"].get(k, k)) for k in ("zero_shot", "prior") if k in metrics),
+            (
+                (float(metrics[k]["acc"]), r["labels"].get(k, k))
+                for k in ("zero_shot", "prior")
+                if k in metrics
+            ),
             default=None,
         )
         if best is not None:
