@@ -14,13 +14,20 @@ so the two are judged together against what they are for:
   at the end of the AdamW reference run. Noise above the weights' own scale (ratio > 1) is a
   posterior wider than anything training moved.
 
+Two diagnostics say why a setting does not fit. ``clipped``: the share of weights whose last step was
+clipped at lr·clip_radius. Near 1, IVON is sign descent with momentum: every weight moves a full
+step, those whose gradient is noise too, where AdamW's m/√v shrinks them. ``rms_vs_adamw``: the
+LoRA weights' RMS at the end over AdamW's; well above 1 with a loss that did not fall is a random
+walk: lower ``clip_radius`` (``--clip-radius`` takes a list, a third grid axis). On Qwen2.5-Coder-0.5B
+(ARC-E) at radius 0.0167, a quarter of which trains, that was the case (docs/ivon_settings.md).
+
 The choice: of the settings that fit with noise_ratio <= 1, the one with the most noise (the widest
 posterior that still trains as AdamW does); ties go to the smaller gap. None fits: no choice, and
 the table says so. Each grid point is one process (``--jobs`` at a time). Output: ``--out`` (JSON
 with every grid point and the reference) and a Markdown table.
 
     python scripts/ivon_probe.py --model qwen25_coder_05b_bf16 --dataset arc_e --max-train-examples 320 \
-        --ess 1e7,1e8,1e9 --hess-init 1e-5,1e-4,1e-3 --clip-radius 0.0167 --steps 100 \
+        --ess 1e9,1e10 --hess-init 1e-5,1e-4 --clip-radius 0.004,0.0167 --steps 100 \
         --out results/probes/ivon_qwen25_coder_05b_bf16_arc_e.json
 """
 
@@ -91,7 +98,23 @@ def probe_one(args: tuple) -> dict:
     if ess is not None:
         row["noise"] = 1.0 / math.sqrt(ess * h0)
         row["hess_mean_end"] = hess_means[-1]
+        row["clipped"] = clipped_share(method.optimizer)
     return row
+
+
+def clipped_share(opt) -> float:
+    """Share of the weights whose last IVON step was clipped: |m / debias + δθ| / (h + δ) >= radius."""
+    import torch
+
+    debias = 1.0 - opt.param_groups[0]["beta1"] ** max(1, opt.current_step) if opt.debias else 1.0
+    hits, total = 0, 0
+    for g in opt.param_groups:
+        theta = torch.cat([p.detach().flatten() for p in g["params"]])
+        wd = g["weight_decay"]
+        ratio = (g["momentum"] / debias + wd * theta).abs() / (g["hess"] + wd)
+        hits += int((ratio >= g["clip_radius"]).sum())
+        total += ratio.numel()
+    return hits / max(1, total)
 
 
 def mark(rows: list[dict], reference: dict, gap_tol: float) -> list[dict]:
@@ -100,6 +123,7 @@ def mark(rows: list[dict], reference: dict, gap_tol: float) -> list[dict]:
         r["gap"] = r["loss_last_quarter"] - reference["loss_last_quarter"]
         r["fits"] = bool(r["finite"] and reference["finite"] and r["gap"] <= gap_tol)
         r["noise_ratio"] = r["noise"] / reference["lora_rms_end"]
+        r["rms_vs_adamw"] = r["lora_rms_end"] / reference["lora_rms_end"] if "lora_rms_end" in r else None
     return rows
 
 
@@ -118,19 +142,23 @@ def to_markdown(rows: list[dict], reference: dict, chosen: dict | None, meta: di
         f"last-quarter loss {reference['loss_last_quarter']:.4f}, LoRA weights' RMS at the end "
         f"{reference['lora_rms_end']:.4f}. fits = finite and gap <= {meta['gap_tol']:g} nats.",
         "",
-        "| ess | h₀ | noise 1/√(ess·h₀) | noise / LoRA RMS | loss 1st ¼ | loss last ¼ | gap vs AdamW | fits |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ess | h₀ | clip radius | noise 1/√(ess·h₀) | noise / LoRA RMS | loss 1st ¼ | loss last ¼ "
+        "| gap vs AdamW | clipped | weights' RMS / AdamW's | fits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(rows, key=lambda r: (r["ess"], r["hess_init"])):
+    for r in sorted(rows, key=lambda r: (r["ess"], r["hess_init"], r.get("clip_radius") or 0)):
+        clipped = "–" if r.get("clipped") is None else f"{r['clipped']:.2f}"
+        rms = "–" if r.get("rms_vs_adamw") is None else f"{r['rms_vs_adamw']:.2f}"
         lines.append(
-            f"| {r['ess']:.0e} | {r['hess_init']:.0e} | {r['noise']:.3g} | {r['noise_ratio']:.2f} | "
-            f"{r['loss_first_quarter']:.4f} | {r['loss_last_quarter']:.4f} | {r['gap']:+.4f} | "
-            f"{'yes' if r['fits'] else 'no'} |"
+            f"| {r['ess']:.0e} | {r['hess_init']:.0e} | {r.get('clip_radius') or '–'} | {r['noise']:.3g} | "
+            f"{r['noise_ratio']:.2f} | {r['loss_first_quarter']:.4f} | {r['loss_last_quarter']:.4f} | "
+            f"{r['gap']:+.4f} | {clipped} | {rms} | {'yes' if r['fits'] else 'no'} |"
         )
     pick = (
         "none of the grid fits with noise <= the LoRA weights' RMS"
         if chosen is None
         else f"ess = {chosen['ess']:g}, hess_init = {chosen['hess_init']:g}"
+        + ("" if chosen.get("clip_radius") is None else f", clip_radius = {chosen['clip_radius']:g}")
     )
     lines += ["", f"Chosen (of those that fit with noise ratio <= 1, the most noise): {pick}."]
     return "\n".join(lines) + "\n"
@@ -144,7 +172,9 @@ def main() -> None:
     ap.add_argument("--hess-init", default="1e-4,1e-3,1e-2")
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument(
-        "--clip-radius", type=float, default=None, help="IVON's clip radius (default: the config's)"
+        "--clip-radius",
+        default=None,
+        help="IVON's clip radius, one or a comma list (a grid axis; default: the config's)",
     )
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--device", default="auto")
@@ -178,10 +208,13 @@ def main() -> None:
         meta = {k: earlier[k] for k in meta}
         rows, reference = earlier["grid"], earlier["reference"]
     else:
-        grid = [(float(e), float(h)) for e in a.ess.split(",") for h in a.hess_init.split(",")]
-        common = (a.steps, a.clip_radius, a.seed, a.device, a.threads, a.max_train_examples)
-        jobs = [(a.model, a.dataset, None, None, *common)]  # the AdamW reference first
-        jobs += [(a.model, a.dataset, e, h, *common) for e, h in grid]
+        radii = [None] if a.clip_radius is None else [float(r) for r in str(a.clip_radius).split(",")]
+        grid = [
+            (float(e), float(h), r) for e in a.ess.split(",") for h in a.hess_init.split(",") for r in radii
+        ]
+        rest = (a.seed, a.device, a.threads, a.max_train_examples)
+        jobs = [(a.model, a.dataset, None, None, a.steps, None, *rest)]  # the AdamW reference first
+        jobs += [(a.model, a.dataset, e, h, a.steps, r, *rest) for e, h, r in grid]
         if a.jobs > 1:
             with ProcessPoolExecutor(a.jobs, mp_context=get_context("spawn")) as pool:
                 reference, *rows = list(pool.map(probe_one, jobs))
@@ -209,8 +242,12 @@ def write_config(path: Path, model: str, dataset: str, chosen: dict, probe_file:
     if path.is_file():
         old = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
         table = old.get("lookup", {}).get(key, {})
-        extra = {k: v for k, v in old.get("method", {}).items() if k not in ("ess", "hess_init")}
+        extra = {
+            k: v for k, v in old.get("method", {}).items() if k not in ("ess", "hess_init", "clip_radius")
+        }
     table[dataset] = {"ess": float(chosen["ess"]), "hess_init": float(chosen["hess_init"])}
+    if chosen.get("clip_radius") is not None:
+        table[dataset]["clip_radius"] = float(chosen["clip_radius"])
     body = OmegaConf.to_yaml({"lookup": {key: dict(sorted(table.items()))}})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -222,6 +259,11 @@ def write_config(path: Path, model: str, dataset: str, chosen: dict, probe_file:
         + "method:\n"
         + f"  ess: ${{lookup.{key}.${{dataset.name}}.ess}}\n"
         + f"  hess_init: ${{lookup.{key}.${{dataset.name}}.hess_init}}\n"
+        + (
+            f"  clip_radius: ${{lookup.{key}.${{dataset.name}}.clip_radius}}\n"
+            if all("clip_radius" in v for v in table.values())
+            else ""
+        )
         + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in extra.items())
     )
 

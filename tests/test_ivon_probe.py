@@ -64,3 +64,75 @@ def test_probe_one_runs_the_reference_and_a_grid_point_on_the_tiny_model():
     assert ref["lora_rms_end"] > 0 and point["noise"] == pytest.approx(1 / (1e6 * 1e-3) ** 0.5)
     assert point["clip_radius"] == 0.05 and ref["clip_radius"] is None
     assert "hess_mean_end" in point and "drift" not in point
+    assert 0.0 <= point["clipped"] <= 1.0 and "clipped" not in ref
+
+
+def test_clipped_share_reads_the_optimizer_s_last_step():
+    """Gradients c on weights at 0, h₀ = 1: after one step m / debias = c and h ≈ 1, so the weights
+    with |c| >= the radius 0.5 were clipped: two of four."""
+    import ivon
+    import torch
+
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.zeros(4))
+    opt = ivon.IVON([w], lr=0.1, ess=1e6, hess_init=1.0, clip_radius=0.5, beta1=0.9)
+    c = torch.tensor([10.0, 0.1, -10.0, 0.01])
+    with opt.sampled_params(train=True):
+        (w * c).sum().backward()
+    opt.step()
+    assert ivon_probe.clipped_share(opt) == 0.5
+    # the clipped ones moved lr·radius, the others lr·c/h (h within 1 % of 1 after one step)
+    assert w.detach().abs().tolist() == pytest.approx([0.05, 0.01, 0.05, 0.001], rel=1e-2)
+
+
+def test_the_clip_radius_is_a_grid_axis_and_the_choice_writes_it(tmp_path):
+    rows = ivon_probe.mark(
+        [
+            {**row(1e10, 1e-5, 1.39), "clip_radius": 0.0167, "lora_rms_end": 0.06, "clipped": 1.0},
+            {**row(1e10, 1e-5, 1.02), "clip_radius": 0.004, "lora_rms_end": 0.02, "clipped": 0.99},
+        ],
+        REF,
+        gap_tol=0.05,
+    )
+    assert [r["fits"] for r in rows] == [False, True]
+    assert [round(r["rms_vs_adamw"], 2) for r in rows] == [3.0, 1.0]  # the random walk shows as 3x
+    chosen = ivon_probe.choose(rows)
+    assert chosen["clip_radius"] == 0.004
+    md = ivon_probe.to_markdown(
+        rows,
+        {**REF, "lr": 5e-4},
+        chosen,
+        {"model": "m", "dataset": "d", "steps": 8, "seed": 1, "device": "cpu", "gap_tol": 0.05},
+    )
+    assert "| 1e+10 | 1e-05 | 0.004 |" in md and "| 3.00 | no |" in md
+    assert "clip_radius = 0.004" in md
+    cfg = tmp_path / "ivon_m.yaml"
+    ivon_probe.write_config(cfg, "m", "arc_e", chosen, tmp_path / "probe.json")
+    from omegaconf import OmegaConf
+
+    loaded = OmegaConf.to_container(OmegaConf.load(cfg), resolve=False)
+    assert loaded["lookup"]["ivon_m"]["arc_e"]["clip_radius"] == 0.004
+    assert loaded["method"]["clip_radius"] == "${lookup.ivon_m.${dataset.name}.clip_radius}"
+
+
+def test_at_ess_1e10_ivon_s_hessian_grows_by_half_the_squared_gradient_per_step():
+    """docs/ivon_settings.md's premise, against ivon-opt itself: with beta2 = 1 - 1e-5 the Hessian's
+    third term adds about ½·(1-beta2)²·ess·ε²·g² per step, ½·g² at ess 1e10 (h leaves h₀), 5e-5·g²
+    at the paper's 1e6 (h stays at h₀)."""
+    import ivon
+    import torch
+
+    g, steps, h0 = 0.01, 20, 1e-5
+    grown = {}
+    for ess in (1e10, 1e6):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.zeros(20_000))
+        opt = ivon.IVON([w], lr=1e-6, ess=ess, hess_init=h0, beta2=1 - 1e-5)
+        for _ in range(steps):
+            with opt.sampled_params(train=True):
+                opt.zero_grad()
+                (w * g).sum().backward()
+            opt.step()
+        grown[ess] = float(opt.param_groups[0]["hess"].mean()) - h0
+    assert grown[1e10] == pytest.approx(0.5 * steps * g**2, rel=0.05)
+    assert grown[1e6] < 1e-3 * h0 * steps
