@@ -82,6 +82,7 @@ qwen: ## The miniature that learns: Qwen2.5-Coder-0.5B (bf16) on ARC-E, AdamW + 
 qwen-tables: ## Rebuild the Qwen miniature's table, figures, paper report and results/reports/qwen.md from its committed records
 	$(PYTHON) -m bayeslora.results.aggregate qwen --results-dir $(RESULTS) --posthoc-ensemble --figures --vs-paper --extra-digits 1
 	$(PYTHON) scripts/mini_report.py --exp qwen --results-dir $(RESULTS)
+	$(if $(filter results,$(RESULTS)),$(PYTHON) scripts/update_readme_table.py --exp qwen,@echo "README.md left alone (RESULTS=$(RESULTS))")
 
 reproduce: ## The paper's whole Table 1 as one Hydra multirun (LAUNCHER=slurm|submitit_local|basic)
 	$(PYTHON) -m bayeslora.train -m experiment=table1 launcher=$(or $(LAUNCHER),slurm)

@@ -188,19 +188,33 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def model_names(cfg: DictConfig, model) -> set[str]:
-    """The names a base model answers to: its folder or hub id, the loader's ids, the config name and
-    the hub ids the model option stands for (``model.hub_ids``: SmolLM2's option answers to
-    ``HuggingFaceTB/SmolLM2-135M-Instruct``), compared by last path component, lower-case."""
+def model_names(cfg: DictConfig, model) -> list[str]:
+    """The names a base model answers to, as given: its file, folder or hub id, the loader's ids, the
+    config name and the hub ids the model option stands for (``model.hub_ids``: SmolLM2's option
+    answers to ``HuggingFaceTB/SmolLM2-135M-Instruct``)."""
     loader = cfg.model.loader
     raw = [
         getattr(model.get_base_model(), "name_or_path", None),
         loader.get("model_id"),
+        loader.get("path"),
         loader.get("package"),
         cfg.model.name,
         *(cfg.model.get("hub_ids") or []),
     ]
-    return {Path(str(n)).name.lower() for n in raw if n}
+    return sorted({str(n) for n in raw if n})
+
+
+def _name_key(name: str) -> str:
+    """A hub id or an option name compares whole; a local path by its last part (a virtual
+    environment's site-packages differs from machine to machine), lower-case."""
+    p = Path(name)
+    local = p.is_absolute() or name.startswith((".", "~")) or p.suffix == ".gguf" or p.exists()
+    return (p.name if local else name).lower()
+
+
+def answers_to(base: str, names: list[str]) -> bool:
+    """Whether an adapter's recorded ``base`` is one of the model's ``names``."""
+    return _name_key(base) in {_name_key(n) for n in names}
 
 
 def adapter_model(cfg: DictConfig, device: torch.device, spec: AdapterSpec):
@@ -218,14 +232,10 @@ def adapter_model(cfg: DictConfig, device: torch.device, spec: AdapterSpec):
             f"{spec.target_modules} from its {CONFIG_FILE})"
         ) from None
     names = model_names(cfg, model)
-    if (
-        cfg.get("check_base_model", True)
-        and spec.base_model
-        and Path(spec.base_model).name.lower() not in names
-    ):
+    if cfg.get("check_base_model", True) and spec.base_model and not answers_to(spec.base_model, names):
         raise ConfigError(
             f"adapter={spec.source} was trained on base model {spec.base_model!r} ({CONFIG_FILE}), "
-            f"but model={cfg.model.name} loads {sorted(names)}; pick the matching model=..., or pass "
+            f"but model={cfg.model.name} loads {names}; pick the matching model=..., or pass "
             f"check_base_model=false if they are the same weights"
         )
     state = _load_weights(spec.weights)

@@ -46,6 +46,8 @@ class GGUFSource:
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ModelLoadError(f"cannot load GGUF file {path}: {reason[:200]}") from None
+        # the base an adapter records (peft's base_model_name_or_path): the file, not its folder
+        model.name_or_path = model.config._name_or_path = str(path)
         return model.to(device), tok
 
     def tokenizer(self):

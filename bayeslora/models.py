@@ -73,7 +73,9 @@ class HFModel:
         self, model_id: str | None = None, revision: str | None = None, tokenizer_id: str | None = None
     ):
         if not model_id:
-            raise ConfigError("model=hf needs model.loader.model_id=/path/to/hf_folder (or a hub id, org/name)")
+            raise ConfigError(
+                "model=hf needs model.loader.model_id=/path/to/hf_folder (or a hub id, org/name)"
+            )
         if is_local_path(model_id):
             require_folder(model_id, "model.loader.model_id", "model")
         if tokenizer_id and is_local_path(tokenizer_id):
@@ -92,9 +94,11 @@ class HFModel:
             if Path(self.model_id).is_dir():
                 raise ModelLoadError(f"cannot load model from local folder {self.model_id}: {e}") from None
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            # "org/name" is also a relative path: say that no folder of that name is here either
+            local = f"no local folder ./{self.model_id} either; " if "/" in self.model_id else ""
             raise ModelLoadError(
-                f"cannot load model '{self.model_id}' from the Hugging Face hub ({reason[:160]}); if it is "
-                f"gated, accept its licence and set HF_TOKEN (or run `hf auth login`); "
+                f"cannot load model '{self.model_id}' from the Hugging Face hub ({reason[:160]}); {local}if "
+                f"it is gated, accept its licence and set HF_TOKEN (or run `hf auth login`); "
                 f"{OFFLINE_ALTERNATIVES}"
             ) from None
         return model, tok

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             pieces = tokenizer.convert_ids_to_tokens(ids)
             shown = ", ".join(f"{w!r} -> {p!r} ({i})" for w, p, i in zip(ds.classes, pieces, ids))
             token_line = f"class tokens of {cfg.model.name}: {shown}: each a single token"
+            token_line += "\n" + unknown_token_line(tokenizer, [p for p, _ in examples[:UNK_ROWS]])
     except BayesLoraError as e:
         print(f"bayeslora-prompts: error: {e}", file=sys.stderr)
         return 1
@@ -90,6 +91,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n--- example {i}  label={label} ({classes[label]}){extra}")
         print(prompt)
     return 0
+
+
+# the unknown-token share is measured on this many prompts of the split (all of a small one)
+UNK_ROWS = 500
+
+
+def unknown_token_line(tokenizer, prompts: list[str]) -> str:
+    """The share of the prompts' tokens that are the tokenizer's unknown token, as the training run
+    measures it (``bayeslora.data.pipeline``), with its warning above the same threshold."""
+    from bayeslora.data.pipeline import UNK_WARN
+
+    unk = tokenizer.unk_token_id
+    ids = tokenizer(prompts)["input_ids"] if prompts else []
+    total = sum(len(x) for x in ids)
+    if unk is None or not total:
+        return f"unknown tokens: none (the tokenizer has no unknown token, {total} prompt tokens)"
+    share = sum(x.count(unk) for x in ids) / total
+    where = f"{100 * share:.1f} % of {total} prompt tokens ({len(ids)} prompts)"
+    if share > UNK_WARN:
+        return (
+            f"warning: {where} are the unknown token {tokenizer.unk_token!r}: words this tokenizer "
+            f"does not know (the training run warns above {100 * UNK_WARN:.0f} %)"
+        )
+    return f"unknown tokens: {where}"
 
 
 if __name__ == "__main__":

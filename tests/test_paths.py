@@ -131,7 +131,9 @@ def test_load_dotenv_never_overrides_the_environment(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_the_cli_reads_dotenv_in_the_working_directory(tmp_path):
     (tmp_path / ".env").write_text(f"BAYESLORA_MODELS_DIR={tmp_path}/my-models\n")
-    out = _python(["-m", "bayeslora.train", "--cfg", "job", "--resolve", "model=llama2_7b_random"], cwd=tmp_path)
+    out = _python(
+        ["-m", "bayeslora.train", "--cfg", "job", "--resolve", "model=llama2_7b_random"], cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     assert f"tokenizer_path: {tmp_path}/my-models/llama2-tokenizer" in out.stdout
 
