@@ -164,7 +164,7 @@ def test_gemma3_loads_as_the_268m_model_with_a_tied_uncapped_head(project, gemma
 
     _, model, _, _ = project
     base = model.get_base_model()
-    assert isinstance(base, Gemma3ForCausalLM) and base.name_or_path == str(gemma_gguf.parent)
+    assert isinstance(base, Gemma3ForCausalLM) and base.name_or_path == str(gemma_gguf)
     assert sum(p.numel() for n, p in base.named_parameters() if "lora_" not in n) == 268_098_176
     assert base.get_output_embeddings().weight is base.get_input_embeddings().weight  # tied
     assert base.config.final_logit_softcapping is None

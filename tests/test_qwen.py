@@ -117,7 +117,7 @@ def test_qwen_model_options_compose(compose):
         assert "Qwen/Qwen2.5-Coder-0.5B-Instruct" in cfg.model.hub_ids
     cfg = compose(["model=qwen25_coder_05b_bf16", "dataset=arc_e", "method=ivon"])
     assert (cfg.model.dtype, cfg.model.head_dtype) == ("bfloat16", "float32")
-    assert (cfg.method.ess, cfg.method.hess_init, cfg.method.clip_radius) == (1e10, 1e-5, 0.0167)
+    assert (cfg.method.ess, cfg.method.hess_init, cfg.method.clip_radius) == (1e10, 1e-5, 0.004)
     assert compose(["model=qwen25_coder_05b_bf16", "dataset=arc_e", "method=adamw"]).method.lr == 5e-4
 
 
