@@ -147,6 +147,20 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def summary(cells: list[dict]) -> list[str]:
+    """One line per model: the datasets it learns (accuracy beats both baselines) and those it does not."""
+    out = []
+    for model in dict.fromkeys(c["model"] for c in cells):
+        mine = [c for c in cells if c["model"] == model]
+        yes = [c["dataset"] for c in mine if c["beats_acc_final"]]
+        no = [c["dataset"] for c in mine if not c["beats_acc_final"]]
+        out.append(
+            f"{model}: learns {', '.join(yes) if yes else 'none'} of {len(mine)} "
+            f"({len(yes)}); does not learn {', '.join(no) if no else 'none'}"
+        )
+    return out
+
+
 def to_markdown(report: dict) -> str:
     lines = [
         "# Learnability probe: does LoRA fine-tuning beat zero-shot and the class prior?",
@@ -157,7 +171,7 @@ def to_markdown(report: dict) -> str:
         "the paired per-example difference. *best* is the best periodic validation (the maximum of "
         "several evaluations, so optimistic; binomial SE).",
         "",
-        f"Commands: `{report['command']}`",
+        "Commands: " + "; ".join(f"`{c}`" for c in report.get("commands", [])),
         "",
         "| model | dataset | train rows | steps (epochs) | last-tenth train loss | ACC %: zero-shot / prior / "
         "best / final (± SE) | beats on ACC | NLL: zero-shot / prior / best / final | beats on NLL | wall s |",
@@ -190,10 +204,16 @@ def to_markdown(report: dict) -> str:
         )
     lines += [
         "",
-        "What it says about this hardware: where no cell beats its baselines, fine-tuning this model "
-        "on this budget learns nothing that generalises, so accuracy claims (a method's accuracy gain "
-        "over AdamW) cannot be tested with it; calibration claims can be tested only in the "
-        "memorisation regime of the miniature (results/reports/mini.md).",
+        "What it says, per model (a cell *learns* when its final accuracy beats both baselines by 2 SE):",
+        "",
+    ]
+    lines += [f"- {line}" for line in summary(report["cells"])]
+    lines += [
+        "",
+        "Where no cell of a model beats its baselines, fine-tuning it on this budget learns nothing that "
+        "generalises, so accuracy claims (a method's accuracy gain over AdamW) cannot be tested with it; "
+        "calibration claims can then be tested only in the memorisation regime of the miniature "
+        "(results/reports/mini.md).",
         "",
     ]
     return "\n".join(lines)
@@ -237,7 +257,6 @@ def main() -> None:
                     report["commands"].append(command)
                 path.write_text(json.dumps(report, indent=1) + "\n")  # after every cell
                 print(json.dumps({k: v for k, v in c.items() if k != "val_curve"}), flush=True)
-    report["command"] = "; ".join(f"`{c}`" for c in report.get("commands", [])).strip("`")
     (out / f"{STEM}.md").write_text(to_markdown(report))
     print(to_markdown(report))
 
