@@ -315,6 +315,11 @@ def fit(run: Run, loggers: list, resume: dict[str, Any] | None = None) -> int:
             }
             checkpoint.save(run.run_dir, state, step, run.record.config_hash)
     bar.close()
+    # the training loop's seconds summed over every process that ran it (a resumed run's wall_s is
+    # its last process's only), and the step it resumed from
+    run.record.provenance["train_s"] = round(time.perf_counter() - t0, 3)
+    if start:
+        run.record.provenance["resumed_from_step"] = start
     return step
 
 
@@ -448,7 +453,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         record.traceback = scrub(traceback.format_exc())
         raise
     finally:
-        record.provenance = provenance(device, started, t_start)
+        record.provenance = {**provenance(device, started, t_start), **record.provenance}
         if ok:
             record.provenance["n_lora_params"] = sum(p.numel() for _, p in lora_parameters(state.model))
         write_record(run_dir, record)

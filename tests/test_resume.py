@@ -195,3 +195,15 @@ def test_checkpoint_of_another_config_is_refused(interrupted_run, compose, tiny_
     with pytest.raises(CheckpointError, match="belongs to config hash"):
         checkpoint.load(run_dir, "0" * 16)
     assert meta["config_hash"] != "0" * 16
+
+
+def test_a_resumed_record_says_so_and_sums_its_training_time(interrupted_run, compose, tiny_overrides):
+    cfg, run_dir = interrupted_run
+    before = checkpoint.load(run_dir, json.loads((run_dir / "metrics.json").read_text())["config_hash"])
+    assert before["step"] == 8 and before["loop"]["train_s"] > 0
+    prov = run(cfg)["provenance"]
+    assert prov["resumed_from_step"] == 8
+    # the training seconds of the killed process are carried over, the wall time is this process's
+    assert prov["train_s"] > before["loop"]["train_s"] and prov["wall_s"] > 0
+    fresh = run(compose(tiny_overrides + ["trainer.max_steps=4", "trainer.eval_every=0", "exp_name=fresh"]))
+    assert "resumed_from_step" not in fresh["provenance"] and fresh["provenance"]["train_s"] > 0
