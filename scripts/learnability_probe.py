@@ -257,8 +257,9 @@ def main() -> None:
                     report["commands"].append(command)
                 path.write_text(json.dumps(report, indent=1) + "\n")  # after every cell
                 print(json.dumps({k: v for k, v in c.items() if k != "val_curve"}), flush=True)
-    (out / f"{STEM}.md").write_text(to_markdown(report))
-    print(to_markdown(report))
+    md = to_markdown(report)
+    (out / f"{STEM}.md").write_text(md)
+    print(md)
 
 
 if __name__ == "__main__":
