@@ -241,6 +241,14 @@ def test_ivon_run_tau_zero_is_exactly_the_mean(compose, tiny_overrides):
     preds = np.load(Path(cfg.run_dir) / "preds.npz")
     np.testing.assert_array_equal(preds["validation/ivon_tau0"], preds["validation/ivon_mean"])
     assert not np.array_equal(preds["validation/ivon_tau1"], preds["validation/ivon_mean"])
+    # ... at the cost of one pass
+    r, batch = _context(compose, tiny_overrides, "ivon")
+    calls = []
+    logits = r.ctx.logits
+    r.ctx.logits = lambda b: calls.append(1) or logits(b)
+    zero = r.predictives["ivon_tau0"]
+    out = zero.predict(r.ctx, batch)
+    assert len(calls) == 1 and out.shape[0] == zero.n_samples == 10
     # τ = 1 with the same draws is the `ivon` predictive
     np.testing.assert_array_equal(preds["validation/ivon_tau1"], preds["validation/ivon"])
     # the posterior is saved for analysis: v = 1 / (ess (hess + wd))
