@@ -213,8 +213,15 @@ def _name_key(name: str) -> str:
 
 
 def answers_to(base: str, names: list[str]) -> bool:
-    """Whether an adapter's recorded ``base`` is one of the model's ``names``."""
-    return _name_key(base) in {_name_key(n) for n in names}
+    """Whether an adapter's recorded ``base`` is one of the model's ``names``. An adapter trained
+    on a GGUF model before its base was recorded as the file recorded the file's folder: a folder
+    here that holds one GGUF file, the one the model loads, still names it."""
+    if _name_key(base) in {_name_key(n) for n in names}:
+        return True
+    folder = Path(base)
+    ggufs = list(folder.glob("*.gguf")) if folder.is_absolute() and folder.is_dir() else []
+    loaded = {Path(n).resolve() for n in names if Path(n).suffix == ".gguf"}
+    return len(ggufs) == 1 and ggufs[0].resolve() in loaded
 
 
 def adapter_model(cfg: DictConfig, device: torch.device, spec: AdapterSpec):

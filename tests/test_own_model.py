@@ -175,6 +175,11 @@ def test_a_gguf_adapter_records_the_file_and_is_checked_by_it(compose, tmp_path)
     assert answers_to(str(mine), names_of(mine))
     assert not answers_to(str(mine), names_of(other))
     assert not answers_to(str(mine.parent), names_of(other))  # the folder name 'models' is no name
+    # an adapter from before the base was the file recorded its folder: that folder holds one
+    # GGUF file, the loaded one, so it names it; with a second GGUF file there it no longer does
+    assert answers_to(str(mine.parent), names_of(mine))
+    (mine.parent / "another.gguf").write_bytes(b"GGUF")
+    assert not answers_to(str(mine.parent), names_of(mine))
 
 
 def test_hub_ids_do_not_change_a_runs_config_hash(compose):
