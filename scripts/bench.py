@@ -350,10 +350,16 @@ def to_markdown(report: dict) -> str:
         where = (
             [
                 f"Measured {c.get('measured', '?')} on {c.get('machine')}, timed on {c.get('dataset', '?')} "
-                f"batches (median of {c.get('steps')} steps).",
+                f"batches (median of {c.get('steps')} steps)."
+                + (
+                    f" FLOP floors re-counted {c['floors_recounted']} from these times (the body's "
+                    f"linear weights, {c['flop_params'] / 1e6:.1f} M)."
+                    if c.get("floors_recounted")
+                    else ""
+                ),
                 "",
             ]
-            if c and c.get("measured")
+            if c and (c.get("measured") or c.get("floors_recounted"))
             else []
         )
         lines += [
@@ -430,6 +436,28 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def refloor(out: Path, data_dir: str | None) -> None:
+    """Re-count each stored entry's floors (training steps, one ``map`` pass) with
+    :func:`body_matmul_params` from its stored median times and tokens; the times are not re-measured."""
+    report = json.loads((out / "bench.json").read_text())
+    for name, entry in report["models"].items():
+        c = entry.setdefault("conditions", {})
+        if "flop_params" in c:
+            continue
+        spec = name if name == "tiny" or not c.get("dataset") else f"{name}@{c['dataset']}"
+        params = body_matmul_params(setup_run(spec, "adamw", data_dir, torch.device("cpu"), 1).model)
+        for v in entry["training"].values():
+            v["floor_tflop_per_s"] = 4 * params * v["tokens_per_step"] / v["median_s"] / 1e12
+        p = entry["predictives"]
+        if "map_pass_tokens" in p:
+            p["map_pass_floor_tflop_per_s"] = 2 * params * p["map_pass_tokens"] / p["map_pass_s"] / 1e12
+        c["flop_params"] = params
+        c["floors_recounted"] = time.strftime("%Y-%m-%d", time.gmtime())
+        print(f"{name}: floors re-counted at {params / 1e6:.1f} M body matmul weights", flush=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    (out / "bench.md").write_text(to_markdown(report))
+
+
 def main() -> None:
     from bayeslora.utils.env import setup_entry_point
 
@@ -471,8 +499,16 @@ def main() -> None:
         help="add (or replace) --models in the bench.json already at --out, keeping its other models, "
         "precision and padding (not re-measured); each model keeps the conditions it was measured under",
     )
+    ap.add_argument(
+        "--refloor",
+        action="store_true",
+        help="re-count the FLOP floors of the bench.json at --out from its stored times (builds each "
+        "model, times nothing): entries measured before the floor counted the body's linear weights only",
+    )
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.refloor:
+        return refloor(Path(args.out), args.data_dir)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
