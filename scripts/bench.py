@@ -349,7 +349,8 @@ def to_markdown(report: dict) -> str:
         c = r.get("conditions")
         where = (
             [
-                f"Measured {c.get('measured', '?')} on {c.get('machine')}, timed on {c.get('dataset', '?')} "
+                f"Measured {c['measured'] + ' ' if c.get('measured') else ''}on {c.get('machine')}, timed on "
+                f"{c.get('dataset') or bench_dataset(model)} "
                 f"batches (median of {c.get('steps')} steps)."
                 + (
                     f" FLOP floors re-counted {c['floors_recounted']} from these times (the body's "
