@@ -5,6 +5,7 @@ TORCH_VERSION ?= 2.13.0
 EXP ?= demo
 RESULTS ?= results
 # decimals beyond the paper's in tables (the demo and the miniature keep their finer precision: 1)
+QWEN_TAU_SEEDS ?= 21
 DIGITS ?= $(if $(filter demo mini qwen,$(EXP)),1,0)
 export HYDRA_FULL_ERROR ?= 0
 
@@ -77,6 +78,12 @@ qwen: ## The miniature that learns: Qwen2.5-Coder-0.5B (bf16) on ARC-E, AdamW + 
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=qwen $(ARGS)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train experiment=qwen method=adamw method.name=zero_shot \
 		trainer.max_steps=0 'predictive=[zero_shot,prior]' method.val_predictive=zero_shot seed=21 $(ARGS)
+	@# Figure 1's τ grid, post hoc from the IVON runs' posteriors (5 samples per τ: CPU time)
+	for seed in $(QWEN_TAU_SEEDS); do R=results/runs/qwen/arc_e/qwen25_coder_05b_bf16/ivon/seed=$$seed; \
+		HF_HUB_OFFLINE=1 $(PYTHON) -m bayeslora.evaluate model=qwen25_coder_05b_bf16 dataset=arc_e \
+		"adapter='$$R/adapter'" "ivon_posterior='$$R/ivon_posterior.pt'" adapter_name=ivon_tau exp_name=qwen \
+		seed=$$seed 'predictive=[ivon_tau]' 'predictive.ivon_tau.taus=[0,0.25,0.5,0.75,1]' \
+		predictive.ivon_tau.n_samples=5 trainer.num_threads=1 || exit 1; done
 	$(MAKE) qwen-tables
 
 qwen-tables: ## Rebuild the Qwen miniature's table, figures, paper report and results/reports/qwen.md from its committed records
