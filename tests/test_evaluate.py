@@ -159,6 +159,42 @@ def test_ivon_posterior_gives_the_ivon_rows(compose, tiny):
         np.testing.assert_array_equal(b[key], a[key])
 
 
+def test_a_tau_grid_after_the_run_is_figure_1(compose, tiny):
+    """The τ grid evaluated from a finished IVON run's posterior (as `make qwen` does) lands beside
+    the run under adapter_name=ivon_tau, adds no table row, is Figure 1's data, and its τ = 0 and
+    τ = 1 are the run's own IVON@mean and IVON rows (same seed, same draws)."""
+    from bayeslora.results.figures import figure1_data
+    from bayeslora.results.runs import load_records
+    from bayeslora.results.summary import summarize
+    from bayeslora.runner import run
+
+    cfg = compose([*tiny, *TINY_DATA, "method=ivon", "method.predictives=[ivon_mean,ivon]"])
+    run(cfg)
+    folder = Path(cfg.run_dir)
+    over = [
+        *tiny,
+        *TINY_DATA,
+        f"adapter={quoted(folder / 'adapter')}",
+        f"ivon_posterior={quoted(folder / 'ivon_posterior.pt')}",
+        f"exp_name={cfg.exp_name}",
+        "adapter_name=ivon_tau",
+        "predictive=[ivon_tau]",
+        "predictive.ivon_tau.taus=[0,0.5,1]",
+    ]
+    ecfg = evaluation(compose, over)
+    rec = evaluate_adapter(ecfg)
+    assert Path(ecfg.run_dir).parent.parent == folder.parent.parent and rec["method"] == "ivon_tau"
+    assert rec["table_rows"] == [] and set(rec["metrics"]) == {"ivon_tau0", "ivon_tau0.5", "ivon_tau1"}
+    a, b = np.load(folder / "preds.npz"), np.load(Path(ecfg.run_dir) / "preds.npz")
+    np.testing.assert_array_equal(b["validation/ivon_tau0"], a["validation/ivon_mean"])
+    np.testing.assert_array_equal(b["validation/ivon_tau1"], a["validation/ivon"])
+    records = load_records(Path(cfg.paths.results_dir) / "runs" / cfg.exp_name)
+    assert set(summarize(records).method) == {"ivon"}  # the table: the run's rows only
+    f1 = figure1_data(records)
+    assert list(f1.tau) == [0.0, 0.5, 1.0] and set(f1.method) == {"ivon_tau"}
+    assert f1.acc.iloc[0] == pytest.approx(rec["metrics"]["ivon_tau0"]["acc"])
+
+
 # ---------------------------------------------------------------------------------------------
 # refusals: one clear line, nothing written
 # ---------------------------------------------------------------------------------------------
