@@ -167,6 +167,42 @@ def floor_table(records: list[dict]) -> list[str]:
     return out
 
 
+def tau_grid(records: list[dict], figure1_csv: Path, fig: Path) -> list[str]:
+    """Figure 1's section: its plotted values per τ (error and NLL, mean over the grid's seeds), the
+    samples per τ (from each grid run's own config) and the figure; nothing without a τ grid."""
+    if not figure1_csv.is_file():
+        return []
+    import pandas as pd
+    from omegaconf import OmegaConf
+
+    df = pd.read_csv(figure1_csv)
+    samples, rows = set(), set()
+    for r in (r for r in records if r["method"] in set(df.method)):
+        rows.add(r["n_eval"].get(r.get("eval_split"), 0))
+        cfg_file = run_dir_of(r) / ".hydra" / "config.yaml"
+        if cfg_file.is_file():
+            cfg = OmegaConf.load(cfg_file)
+            samples |= {int(v.n_samples) for v in cfg.get("predictive", {}).values() if "taus" in v}
+    lines = [
+        "## Figure 1: the posterior's temperature",
+        "",
+        "IVON's predictive with weights drawn from N(m, τ·v): τ = 0 is IVON@mean, τ = 1 the posterior "
+        "itself"
+        + (f" ({', '.join(map(str, sorted(samples)))} samples per τ)" if samples else "")
+        + f". Mean over the seeds of the grid, on {' / '.join(map(str, sorted(rows)))} validation rows.",
+        "",
+        "| column | run | τ | seeds | ACC % | NLL |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in df.itertuples():
+        sem = lambda x: "" if pd.isna(x) or x == 0 else f" ± {x:.1f}"  # noqa: E731
+        lines.append(
+            f"| {DATASET_LABELS.get(r.dataset, r.dataset)} | {r.method} | {r.tau:g} | {r.seeds} | "
+            f"{r.acc * 100:.1f}{sem(r.err_sem)} | {r.nll:.3f} |"
+        )
+    return [*lines, "", f"![Figure 1]({fig / 'figure1.png'})", ""]
+
+
 def build(exp: str, results: Path) -> str:
     records = [r for r in load_records(results / "runs" / exp) if r["status"] == "success"]
     if not records:
@@ -256,6 +292,7 @@ def build(exp: str, results: Path) -> str:
             for p in sorted((results / "figures" / exp).glob("reliability_*.png"))
         ],
         "",
+        *tau_grid(records, results / "figures" / exp / "figure1.csv", fig),
         "## Per-run times (from the records: a 2-core CPU machine shared with other work, so not a "
         "benchmark; what a step costs per method is `results/bench/`)",
         "",

@@ -266,3 +266,12 @@ def test_mini_report_from_real_tiny_runs(compose, tiny_overrides):
     )
     # no zero-shot run with the Prior row: the floor section says so instead of judging against nothing
     assert "## Which rows beat the Prior?" in text and "No column has a Prior row" in text
+    # Figure 1's section only once the figures are drawn, with the τ rows of the IVON record
+    assert "## Figure 1" not in text
+    assert table_main(["debug", "--results-dir", str(res), "--figures"]) == 0
+    text = mod.build("debug", res)
+    ivon = json.loads((Path(compose(tiny_overrides + ["method=ivon"]).run_dir) / "metrics.json").read_text())
+    acc = 100 * ivon["metrics"]["ivon_tau0.5"]["acc"]
+    nll = ivon["metrics"]["ivon_tau0.5"]["nll"]
+    assert "## Figure 1: the posterior's temperature" in text
+    assert f"| {ivon['dataset_label'] or ivon['dataset']} | ivon | 0.5 | 21 | {acc:.1f} | {nll:.3f} |" in text
