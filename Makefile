@@ -78,8 +78,10 @@ qwen: ## The miniature that learns: Qwen2.5-Coder-0.5B (bf16) on ARC-E, AdamW + 
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train -m experiment=qwen $(ARGS)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PYTHON) -m bayeslora.train experiment=qwen method=adamw method.name=zero_shot \
 		trainer.max_steps=0 'predictive=[zero_shot,prior]' method.val_predictive=zero_shot seed=21 $(ARGS)
-	@# Figure 1's τ grid, post hoc from the IVON runs' posteriors (5 samples per τ: CPU time)
+	@# Figure 1's τ grid, post hoc from the IVON runs' posteriors (5 samples per τ: CPU time); a
+	@# committed grid record is kept (the adapters and posteriors it was made from are not committed)
 	for seed in $(QWEN_TAU_SEEDS); do R=results/runs/qwen/arc_e/qwen25_coder_05b_bf16/ivon/seed=$$seed; \
+		test -f results/runs/qwen/arc_e/qwen25_coder_05b_bf16/ivon_tau/seed=$$seed/metrics.json && continue; \
 		HF_HUB_OFFLINE=1 $(PYTHON) -m bayeslora.evaluate model=qwen25_coder_05b_bf16 dataset=arc_e \
 		"adapter='$$R/adapter'" "ivon_posterior='$$R/ivon_posterior.pt'" adapter_name=ivon_tau exp_name=qwen \
 		seed=$$seed 'predictive=[ivon_tau]' 'predictive.ivon_tau.taus=[0,0.25,0.5,0.75,1]' \
