@@ -191,13 +191,13 @@ def tau_grid(records: list[dict], figure1_csv: Path, fig: Path) -> list[str]:
         + (f" ({', '.join(map(str, sorted(samples)))} samples per τ)" if samples else "")
         + f". Mean over the seeds of the grid, on {' / '.join(map(str, sorted(rows)))} validation rows.",
         "",
-        "| column | run | τ | seeds | ACC % | NLL |",
-        "|---|---|---|---|---|---|",
+        "| column | model | run | τ | seeds | ACC % | NLL |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in df.itertuples():
         sem = lambda x: "" if pd.isna(x) or x == 0 else f" ± {x:.1f}"  # noqa: E731
         lines.append(
-            f"| {DATASET_LABELS.get(r.dataset, r.dataset)} | {r.method} | {r.tau:g} | {r.seeds} | "
+            f"| {DATASET_LABELS.get(r.dataset, r.dataset)} | {r.model} | {r.method} | {r.tau:g} | {r.seeds} | "
             f"{r.acc * 100:.1f}{sem(r.err_sem)} | {r.nll:.3f} |"
         )
     return [*lines, "", f"![Figure 1]({fig / 'figure1.png'})", ""]

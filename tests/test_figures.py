@@ -274,4 +274,5 @@ def test_mini_report_from_real_tiny_runs(compose, tiny_overrides):
     acc = 100 * ivon["metrics"]["ivon_tau0.5"]["acc"]
     nll = ivon["metrics"]["ivon_tau0.5"]["nll"]
     assert "## Figure 1: the posterior's temperature" in text
-    assert f"| {ivon['dataset_label'] or ivon['dataset']} | ivon | 0.5 | 21 | {acc:.1f} | {nll:.3f} |" in text
+    row = f"| {ivon['dataset_label'] or ivon['dataset']} | {ivon['model']} | ivon | 0.5 | 21 | {acc:.1f} | {nll:.3f} |"
+    assert row in text
