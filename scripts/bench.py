@@ -157,23 +157,22 @@ def body_matmul_params(model) -> int:
     multiplied, and the head is C x hidden (``class_logits``), so counting every parameter
     (``named_parameters``) over-states a step's FLOPs by the embedding and head: 272 M of Qwen's
     630 M."""
+    return sum(m.weight.numel() for m in body_linears(model))
+
+
+def body_linears(model) -> list[torch.nn.Linear]:
+    """The body's ``nn.Linear`` layers: not the LoRA factors, not the output head."""
     head = model.get_output_embeddings()
-    n = 0
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.Linear) and m is not head and "lora_" not in name:
-            n += m.weight.numel()
-    return n
+    return [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and m is not head and "lora_" not in name
+    ]
 
 
 def linear_shapes(model, tokens: int) -> list[tuple[int, int, int]]:
     """The distinct (tokens, in, out) products of the body's linear layers at ``tokens`` tokens."""
-    head = model.get_output_embeddings()
-    shapes = {
-        (tokens, m.in_features, m.out_features)
-        for name, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and m is not head and "lora_" not in name
-    }
-    return sorted(shapes)
+    return sorted({(tokens, m.in_features, m.out_features) for m in body_linears(model)})
 
 
 def matmul_peak_tflops(
